@@ -1,0 +1,1 @@
+//! chibo app

@@ -1,0 +1,1 @@
+//! chibo relay library.

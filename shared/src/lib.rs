@@ -1,0 +1,16 @@
+//! chibo's shared core: ids, the catalogue of the 27 manifestations, the document schema and the
+//! sans-IO sync engine. Built for native and wasm32.
+//!
+//! **This crate does no IO and reads no clock**: time and randomness come in as arguments, and
+//! effects (bytes to send, chunks to store) go out as values for the caller to carry out.
+//!
+//! # Layout
+//! - [`ids`]: id newtypes (`BranchId`, `MemberId`, `DocumentId`, ...).
+//! - [`wire`]: the automerge-repo v1 protocol messages, CBOR encode/decode.
+//! - [`storage`]: the chunk layout (snapshots + incrementals) and compaction policy.
+//! - [`sync`]: the sync engine (many documents per connection, sync state per peer and document).
+
+pub mod ids;
+pub mod storage;
+pub mod sync;
+pub mod wire;
