@@ -1,1 +1,143 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's build helper (the cargo-xtask convention).
+//!
+//! Commands: `ensure-tools`, `build-app [--dev]`, `run`, `test`. Everything runs from the
+//! workspace root; tools we pin (wasm-bindgen-cli, binaryen) are checked before use.
+//!
+//! # Layout
+//! - [`tools`]: finding and installing the pinned external tools.
+//! - [`app`]: building `app/dist/` (wasm-bindgen, wasm-opt, hashed names, service worker,
+//!   precompressed assets).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+mod app;
+mod tools;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ensure-tools      check/install wasm-bindgen-cli (Cargo.lock's version), wasm-opt, the wasm32 target
+  build-app [--dev] build the web app into app/dist/ (--dev: debug build, no wasm-opt)
+  run               build the app, create ./chibo-data with the demo branch if missing, serve on 127.0.0.1:8080
+  test              every test: native workspace tests, browser storage tests, then the app build";
+
+fn main() -> std::process::ExitCode {
+    match run_command(std::env::args().skip(1).collect()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(args: Vec<String>) -> Result<()> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root).with_context(|| format!("cd {}", root.display()))?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["ensure-tools"] => tools::ensure(&root),
+        ["build-app"] => app::build(&root, app::Mode::Release).map(drop),
+        ["build-app", "--dev"] => app::build(&root, app::Mode::Dev).map(drop),
+        ["run"] => run(&root),
+        ["test"] => test(&root),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("unknown command {args:?}\n{USAGE}"),
+    }
+}
+
+/// `cargo xtask run`: the app and the relay with a demo branch on http://127.0.0.1:8080.
+fn run(root: &Path) -> Result<()> {
+    tools::ensure(root)?;
+    let dist = app::build(root, app::Mode::Release)?;
+    let data = Path::new("chibo-data");
+    let server = ["run", "--release", "-p", "chibo-server", "--", "--data", "./chibo-data"];
+    if !data.join("chibo.sqlite3").exists() {
+        cargo(&[&server[..], &["init", "--demo"]].concat())?;
+    }
+    let dist = dist.to_string_lossy();
+    println!("chibo: http://127.0.0.1:8080 (Ctrl-C stops)");
+    cargo(&[&server[..], &["serve", "--listen", "127.0.0.1:8080", "--app-dir", &dist]].concat())
+}
+
+/// `cargo xtask test`: every phase runs; the exit status fails if any did.
+fn test(root: &Path) -> Result<()> {
+    let phases: [(&str, &dyn Fn() -> Result<()>); 4] = [
+        ("ensure tools", &|| tools::ensure(root)),
+        ("native tests", &|| cargo(&["test", "--workspace", "--exclude", "chibo-app"])),
+        ("browser tests", &|| cargo(&["test", "-p", "chibo-app", "--target", app::WASM_TARGET])),
+        ("app build", &|| app::build(root, app::Mode::Release).map(drop)),
+    ];
+    let mut report = Vec::new();
+    for (i, (name, phase)) in phases.iter().enumerate() {
+        println!("\n=== xtask test: {name}");
+        let (result, took) = timed(phase);
+        if let Err(e) = &result {
+            eprintln!("xtask: {name} failed: {e:#}");
+        }
+        report.push((*name, result.is_ok(), took));
+        // Nothing else can run without the tools.
+        if i == 0 && result.is_err() {
+            break;
+        }
+    }
+    println!("\n=== xtask test: summary");
+    for (name, ok, took) in &report {
+        println!("{:<14} {:<4} {:>7.1}s", name, if *ok { "ok" } else { "FAIL" }, took.as_secs_f64());
+    }
+    let failed: Vec<_> = report.iter().filter(|(_, ok, _)| !ok).map(|(name, _, _)| *name).collect();
+    if failed.is_empty() { Ok(()) } else { bail!("failed: {}", failed.join(", ")) }
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+/// The workspace root: xtask's manifest sits one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// A command for `program`, found on a PATH that includes `$CARGO_HOME/bin`.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env("PATH", tools::child_path());
+    cmd
+}
+
+/// Runs `cargo` (the one that runs us) with `args`.
+fn cargo(args: &[&str]) -> Result<()> {
+    run_cmd(command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())).args(args))
+}
+
+/// Runs a command to completion, echoing it first; non-zero exit is an error.
+fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{} {}", cmd.get_program().to_string_lossy(), shell_words(cmd));
+    println!("$ {shown}");
+    let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its trimmed stdout, or `None` if it cannot start or fails.
+fn output_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok().filter(|o| o.status.success())?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn shell_words(cmd: &Command) -> String {
+    cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,81 @@
+//! The pinned external tools: wasm-bindgen-cli at exactly the version in `Cargo.lock` (the CLI
+//! and the library must match), wasm-opt from npm `binaryen` (Debian's is too old to read what
+//! rustc emits), and the wasm32 target.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{command, output_of, run_cmd};
+
+const BINARYEN: &str = "binaryen@132";
+const BINARYEN_VERSION: &str = "version 132";
+
+/// Checks each tool and installs what is missing or at the wrong version.
+pub(crate) fn ensure(root: &Path) -> Result<()> {
+    let want = wasm_bindgen_version(root)?;
+    let have = output_of(command("wasm-bindgen").arg("--version"));
+    let runner = output_of(command("wasm-bindgen-test-runner").arg("--version"));
+    if have.as_deref() != Some(&format!("wasm-bindgen {want}")) || runner.is_none() {
+        println!("wasm-bindgen-cli: have {have:?}, need {want}; installing");
+        // Not --locked: the CLI's own lock file pins crates our toolchain may not build.
+        run_cmd(command("cargo").args(["install", "wasm-bindgen-cli", "--version", &want]))?;
+    }
+
+    let opt = wasm_opt(root);
+    let opt_version = output_of(command(&opt).arg("--version"));
+    if !opt_version.as_deref().is_some_and(|v| v.contains(BINARYEN_VERSION)) {
+        println!("wasm-opt: have {opt_version:?}, need {BINARYEN}; installing under .tools/");
+        let prefix = root.join(".tools");
+        run_cmd(command("npm").args(["install", "--prefix"]).arg(&prefix).arg(BINARYEN))
+            .context("npm (Node.js) is needed to install binaryen's wasm-opt")?;
+    }
+
+    let targets = output_of(command("rustup").args(["target", "list", "--installed"]));
+    match targets {
+        Some(t) if t.lines().any(|l| l.trim() == crate::app::WASM_TARGET) => {}
+        Some(_) => run_cmd(command("rustup").args(["target", "add", crate::app::WASM_TARGET]))?,
+        None => println!("rustup not found; assuming the {} target is installed", crate::app::WASM_TARGET),
+    }
+    println!("tools: wasm-bindgen {want}, wasm-opt ({BINARYEN}), {}", crate::app::WASM_TARGET);
+    Ok(())
+}
+
+/// Where `ensure` puts wasm-opt.
+pub(crate) fn wasm_opt(root: &Path) -> PathBuf {
+    root.join(".tools/node_modules/binaryen/bin/wasm-opt")
+}
+
+/// The `wasm-bindgen` version `Cargo.lock` resolved.
+fn wasm_bindgen_version(root: &Path) -> Result<String> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut in_package = false;
+    for line in lock.lines() {
+        match line.trim() {
+            "[[package]]" => in_package = false,
+            "name = \"wasm-bindgen\"" => in_package = true,
+            l if in_package && l.starts_with("version = ") => {
+                return Ok(l.trim_start_matches("version = ").trim_matches('"').to_owned());
+            }
+            _ => {}
+        }
+    }
+    bail!("Cargo.lock has no wasm-bindgen package")
+}
+
+/// PATH for child processes, with `$CARGO_HOME/bin` first: `cargo install` puts binaries there
+/// and a fresh shell may not have it on PATH (and we may not change our own environment).
+pub(crate) fn child_path() -> &'static OsStr {
+    static PATH: OnceLock<OsString> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+        let Some(bin) = home.map(|h| h.join("bin")) else { return path };
+        let rest = std::env::split_paths(&path).filter(|p| *p != bin);
+        std::env::join_paths(std::iter::once(bin.clone()).chain(rest)).unwrap_or(path)
+    })
+}
