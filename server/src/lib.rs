@@ -1,1 +1,21 @@
-//! chibo relay library.
+//! chibo relay: an axum server that merges automerge documents over the automerge-repo v1 sync
+//! protocol, stores them durably, and serves the web app.
+//!
+//! Libraries here emit `tracing` events; only `main.rs` installs a subscriber.
+//!
+//! # Layout
+//! - [`config`]: command line and environment, validated once into typed configs.
+//! - [`http`]: `run(listener, config, shutdown)`, `router(state)`, the static app, `/healthz`,
+//!   `/metrics`, and the `/sync` WebSocket glue.
+//! - [`store`]: the `Store` trait, the SQLite (relay) and file-system (native client) backends,
+//!   and export/import of whole documents. **Only `store` touches disk** (besides serving the app).
+//! - [`metrics`]: counters and histograms as Prometheus text; `InstrumentedStore`.
+//! - [`error`]: `AppError`, the one error type handlers return.
+//!
+//! The sync relay itself (`relay`) plugs into [`http`]: search for `RELAY PLUG-IN`.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod store;
