@@ -6,11 +6,15 @@
 //!
 //! # Layout
 //! - [`ids`]: id newtypes (`BranchId`, `MemberId`, `DocumentId`, ...).
+//! - [`catalogue`]: the 27 manifestations of Resolution 04-NQ/TW as versioned, replaceable data.
+//! - [`schema`]: every document kind as autosurgeon structs; canonical paths, deterministic genesis.
 //! - [`wire`]: the automerge-repo v1 protocol messages, CBOR encode/decode.
 //! - [`storage`]: the chunk layout (snapshots + incrementals) and compaction policy.
 //! - [`sync`]: the sync engine (many documents per connection, sync state per peer and document).
 
+pub mod catalogue;
 pub mod ids;
+pub mod schema;
 pub mod storage;
 pub mod sync;
 pub mod wire;
