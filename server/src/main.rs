@@ -7,14 +7,16 @@ use chibo_server::config::{Cli, Command, DataDir, LogFormat};
 use chibo_server::store::Store;
 use chibo_server::store::sqlite::SqliteStore;
 use chibo_server::store::transfer;
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_LOG_FILTER: &str = "chibo_server=info,tower_http=info";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let command = Cli::parse().validate()?;
+    let command = Cli::parse()
+        .validate()
+        .unwrap_or_else(|e| Cli::command().error(clap::error::ErrorKind::ValueValidation, e).exit());
     install_tracing(command.log_format());
     match command {
         Command::Serve(config) => {
@@ -27,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&config.data).await?;
             tracing::info!(path = %config.data.sqlite_path().display(), "store ready");
             if config.demo {
-                let written = transfer::store_documents(&*store, demo_documents()?).await?;
+                let written = transfer::store_documents(&*store, demo_documents()).await?;
                 tracing::info!(documents = written, "stored the demo branch");
             }
             Ok(())
@@ -76,9 +78,8 @@ async fn open_store(data: &DataDir) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The demo branch's documents, for `init --demo`.
-// TODO(schema): `chibo_shared::schema::demo::demo_branch().documents` once it is committed.
-fn demo_documents() -> anyhow::Result<Vec<(chibo_shared::ids::DocumentId, automerge::Automerge)>> {
-    bail!("init --demo: the demo branch is not in this build yet")
+fn demo_documents() -> Vec<(chibo_shared::ids::DocumentId, automerge::Automerge)> {
+    chibo_shared::schema::demo::demo_branch().documents
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -209,3 +209,26 @@ async fn sync_is_not_a_page() {
     assert!(status.is_client_error(), "{status}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn run_opens_the_store_in_the_data_dir_and_stops_on_shutdown() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = ServeConfig::new(data.path().join("nested"));
+    let sqlite_path = config.data.sqlite_path();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let req =
+        hyper::Request::get("/healthz").header("host", "localhost").body(Empty::<Bytes>::new()).expect("req");
+    assert_eq!(sender.send_request(req).await.expect("send").status(), StatusCode::OK);
+    assert!(sqlite_path.is_file(), "database created in the data dir");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops").expect("join").expect("run");
+}

@@ -386,14 +386,16 @@ mod tests {
             .await
             .expect("small write");
 
+        // A batch whose first put fits and whose second does not.
+        let next = edit(&mut doc, "next", 2);
         let big = Chunk { key: ChunkKey::incremental(b"big"), bytes: vec![7u8; 64 * 1024] };
         let err = store
-            .write(doc_id(1), WriteBatch { puts: vec![big], deletes: vec![small.key.clone()] })
+            .write(doc_id(1), WriteBatch { puts: vec![next, big], deletes: vec![small.key.clone()] })
             .await
             .expect_err("must not fit");
         assert!(matches!(err, StoreError::Full), "{err:?}");
         assert!(err.to_string().contains("storage is full"), "{err}");
-        // The failed batch's delete did not land either.
+        // Nothing of the failed batch landed: not the put that fitted, not the delete.
         assert_eq!(store.load(doc_id(1)).await.expect("load"), vec![small]);
     }
 

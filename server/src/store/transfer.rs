@@ -232,4 +232,20 @@ mod tests {
         assert!(matches!(err, TransferError::InvalidDocument { .. }), "{err:?}");
         assert_eq!(store.document_count().await.expect("count"), 0);
     }
+
+    #[tokio::test]
+    async fn demo_branch_documents_store_and_export() {
+        // What `init --demo` does, then `export`.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("s.sqlite3")).expect("open");
+        let demo = chibo_shared::schema::demo::demo_branch().documents;
+        let expected: Vec<_> = demo.iter().map(|(id, doc)| (*id, doc.get_heads())).collect();
+        assert_eq!(store_documents(&store, demo).await.expect("store"), expected.len());
+        assert_eq!(store.document_count().await.expect("count"), expected.len() as u64);
+        for (id, heads) in &expected {
+            assert_eq!(&load_doc(&store, *id).await.get_heads(), heads, "{id}");
+        }
+        let out = dir.path().join("out");
+        assert_eq!(export_all(&store, &out).await.expect("export").documents, expected.len());
+    }
 }
