@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use axum::{Extension, Router};
 use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
@@ -135,13 +135,15 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 
 async fn sync(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    // Absent when the router is served without connect info (e.g. in a test harness).
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let peer = connect_info.map(|Extension(ConnectInfo(addr))| addr);
     let max = state.config.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_failed_upgrade(move |e| tracing::warn!(%peer, error = %e, "WebSocket upgrade failed"))
+        .on_failed_upgrade(move |e| tracing::warn!(?peer, error = %e, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| sync_session(state, socket, peer))
 }
 
@@ -151,8 +153,8 @@ async fn sync(
 /// frames only; a text frame closes the connection with 1003 and counts as refused.
 ///
 /// Until then it says so: the first binary message is answered with a close (1013, try later).
-#[tracing::instrument(name = "sync", skip_all, fields(%peer))]
-async fn sync_session(state: AppState, mut socket: WebSocket, peer: SocketAddr) {
+#[tracing::instrument(name = "sync", skip_all, fields(?peer))]
+async fn sync_session(state: AppState, mut socket: WebSocket, peer: Option<SocketAddr>) {
     let _open = state.metrics.connection_opened();
     let close = |code, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: reason.into() }));
     while let Some(frame) = socket.recv().await {
