@@ -77,8 +77,8 @@ pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
 
     let statics = root.join("app/static");
     let html = std::fs::read_to_string(statics.join("index.html"))?;
-    let html = replace_once(&html, "{{app_js}}", &js_name)?;
-    let html = replace_once(&html, "{{app_wasm}}", &wasm_name)?;
+    let html = replace_all(&html, "{{app_js}}", &js_name)?;
+    let html = replace_all(&html, "{{app_wasm}}", &wasm_name)?;
     std::fs::write(dist.join("index.html"), &html)?;
     for name in STATIC_FILES {
         std::fs::copy(statics.join(name), dist.join(name)).with_context(|| format!("copying {name}"))?;
@@ -151,6 +151,12 @@ fn replace_once(text: &str, from: &str, to: &str) -> Result<String> {
     let n = text.matches(from).count();
     ensure!(n == 1, "expected `{from}` exactly once, found it {n} times");
     Ok(text.replacen(from, to, 1))
+}
+
+/// Replaces every occurrence of a placeholder that must be there.
+fn replace_all(text: &str, from: &str, to: &str) -> Result<String> {
+    ensure!(text.contains(from), "expected `{from}` in the template");
+    Ok(text.replace(from, to))
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
