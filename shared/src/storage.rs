@@ -155,9 +155,13 @@ impl StoredChunks {
         }
     }
 
+    pub fn forget(&mut self, keys: &[ChunkKey]) {
+        self.snapshots.retain(|(k, _)| !keys.contains(k));
+        self.incrementals.retain(|(k, _)| !keys.contains(k));
+    }
+
     pub fn apply(&mut self, batch: &WriteBatch) {
-        self.snapshots.retain(|(k, _)| !batch.deletes.contains(k));
-        self.incrementals.retain(|(k, _)| !batch.deletes.contains(k));
+        self.forget(&batch.deletes);
         for c in &batch.puts {
             self.record(&c.key, c.bytes.len());
         }

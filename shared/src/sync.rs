@@ -1,1 +1,263 @@
-//! The sans-IO sync engine.
+//! The sans-IO sync engine: automerge-repo v1 over many documents and connections.
+//!
+//! The engine takes [`Input`]s (a connection opened, a frame arrived, chunks loaded from storage,
+//! a write became durable) and returns [`Effect`]s (bytes to send, a connection to close, chunks
+//! to load or write). It never spawns, sleeps, reads a clock or touches a socket or disk; the
+//! relay, the native client and the browser each run it with their own IO, and [`memnet`] runs
+//! many engines against each other in memory for tests.
+//!
+//! Invariants the engine keeps:
+//! - **Durable before sent:** no sync message for a document leaves an engine while a write of
+//!   that document's new changes is in flight. On the relay this makes every head a peer learns
+//!   durable; on a client it makes "saved" mean "on this device's disk" and keeps a device that
+//!   crashes from reusing a sequence number it already sent. (After a client's write fails, its
+//!   changes go out anyway: better on the relay than only in memory.)
+//! - Sync state is per (connection, document) and starts fresh on every connection.
+//! - A connection that breaks the protocol is closed with a [`CloseReason`]; nothing it sent
+//!   before is dropped, and other connections are untouched.
+
+mod engine;
+pub mod memnet;
+
+use std::fmt;
+
+pub use engine::{Engine, EngineError};
+
+use crate::ids::{DocumentId, PeerId};
+use crate::storage::{Chunk, WriteBatch};
+use crate::wire::DecodeError;
+
+/// Milliseconds on the caller's clock (only differences matter).
+pub type Millis = u64;
+
+/// A connection, numbered by the caller (the relay's accept loop, the client's dialer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// A store write the engine asked for; echoed back in [`Input::Written`]/[`Input::WriteFailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WriteId(pub u64);
+
+/// Which side of the handshake we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We dialled: we send `join` and wait for `peer`.
+    Outbound,
+    /// They dialled: we wait for `join` and answer `peer`.
+    Inbound,
+}
+
+/// How the engine shares documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves what peers ask for, keeps documents only while someone uses them, answers
+    /// `doc-unavailable` for documents it has never stored, and acknowledges only durable changes.
+    Relay,
+    /// Syncs every document it has opened with every connected peer.
+    Client,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub role: Role,
+    pub peer_id: PeerId,
+    /// Our automerge-repo storage id, announced in the handshake.
+    pub storage_id: Option<String>,
+    /// Frames larger than this close the connection.
+    pub max_message_bytes: usize,
+    /// An inbound connection that has not sent `join` after this long is closed.
+    pub handshake_timeout: Millis,
+    /// The actor our local changes carry (a client's device actor); `None` for the relay.
+    pub actor: Option<automerge::ActorId>,
+}
+
+impl EngineConfig {
+    pub fn new(role: Role, peer_id: PeerId) -> Self {
+        Self {
+            role,
+            peer_id,
+            storage_id: None,
+            max_message_bytes: 8 << 20,
+            handshake_timeout: 30_000,
+            actor: None,
+        }
+    }
+}
+
+/// Who may read and write which document. The relay implements it from its roster; the open
+/// policy serves development and clients (which trust their own user).
+pub trait Access {
+    /// What the transport authenticated for a connection.
+    type Principal: fmt::Debug;
+
+    /// May `who` receive `doc`? A refusal answers `doc-unavailable` and reveals nothing more.
+    fn may_read(&self, who: &Self::Principal, doc: &DocumentId) -> bool;
+
+    /// May `who` apply the changes in this sync message to `doc`? Called before anything in the
+    /// message touches the document. An `Err` closes the connection with its reason.
+    fn check_sync(
+        &self,
+        who: &Self::Principal,
+        doc: &DocumentId,
+        message: &automerge::sync::Message,
+    ) -> Result<(), String>;
+}
+
+/// Everything allowed: the "dev" principal until the roster lands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAccess;
+
+impl Access for OpenAccess {
+    type Principal = ();
+
+    fn may_read(&self, _: &(), _: &DocumentId) -> bool {
+        true
+    }
+
+    fn check_sync(&self, _: &(), _: &DocumentId, _: &automerge::sync::Message) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Events the caller feeds in.
+#[derive(Debug)]
+pub enum Input<P> {
+    Connected {
+        conn: ConnId,
+        direction: Direction,
+        principal: P,
+    },
+    Frame {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    /// Client: keep this document in memory and sync it with every peer. `seed` (a genesis
+    /// change) is applied after loading if the document does not already hold it.
+    Open {
+        doc: DocumentId,
+        seed: Option<Vec<u8>>,
+    },
+    Loaded {
+        doc: DocumentId,
+        chunks: Vec<Chunk>,
+    },
+    LoadFailed {
+        doc: DocumentId,
+        error: String,
+    },
+    Written {
+        doc: DocumentId,
+        write: WriteId,
+    },
+    WriteFailed {
+        doc: DocumentId,
+        write: WriteId,
+        error: String,
+    },
+    /// Time passed; checks handshake timeouts.
+    Tick,
+}
+
+/// What the caller must do. Writes for one document must be carried out in the order given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Close {
+        conn: ConnId,
+        reason: CloseReason,
+    },
+    Load {
+        doc: DocumentId,
+    },
+    Write {
+        doc: DocumentId,
+        write: WriteId,
+        batch: WriteBatch,
+    },
+    /// The handshake finished.
+    PeerReady {
+        conn: ConnId,
+        peer: PeerId,
+    },
+    /// The document was loaded (or created empty) and can be read and changed.
+    DocReady {
+        doc: DocumentId,
+    },
+    /// Remote changes were applied.
+    DocChanged {
+        doc: DocumentId,
+    },
+    /// Everything up to `heads` is in local storage.
+    Persisted {
+        doc: DocumentId,
+        heads: Vec<automerge::ChangeHash>,
+    },
+    /// A peer said it has not got the document.
+    DocUnavailable {
+        doc: DocumentId,
+        conn: ConnId,
+    },
+    /// An ephemeral message for the application (presence, cursors).
+    Ephemeral {
+        doc: DocumentId,
+        from: PeerId,
+        data: Vec<u8>,
+    },
+    /// A write failed; the client keeps the changes in memory and retries with the next write.
+    StorageFailed {
+        doc: DocumentId,
+        error: String,
+    },
+    /// Stored chunks that did not load; they are left in place, not deleted.
+    CorruptChunks {
+        doc: DocumentId,
+        keys: Vec<String>,
+    },
+}
+
+/// Why the engine closed a connection. Logged by the caller; never sent to the peer in full.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    Oversized { len: usize, max: usize },
+    #[error("`{0}` before the handshake")]
+    NotJoined(&'static str),
+    #[error("no supported protocol version in {0:?}")]
+    UnsupportedVersion(Vec<String>),
+    #[error("handshake repeated")]
+    RepeatedHandshake,
+    #[error("sender id `{got}` does not match the handshake's `{expected}`")]
+    SenderMismatch { expected: PeerId, got: PeerId },
+    #[error("message addressed to `{0}`, not to us")]
+    WrongTarget(PeerId),
+    #[error("bad automerge sync message for {doc}: {error}")]
+    BadSyncMessage { doc: DocumentId, error: String },
+    #[error("refused change to {doc}: {reason}")]
+    Refused { doc: DocumentId, reason: String },
+    #[error("peer sent an error: {0}")]
+    PeerError(String),
+    #[error("peer left")]
+    Left,
+    #[error("no handshake within {0} ms")]
+    HandshakeTimeout(Millis),
+    #[error("storage failed for {0}; reconnect to resync")]
+    StorageFailure(DocumentId),
+}
+
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,7 @@ pub enum Message {
 
 /// Why a frame is not a protocol message. Each variant is a reason the relay logs when it
 /// closes a connection.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("frame is not valid CBOR: {0}")]
     Cbor(String),

@@ -1,0 +1,720 @@
+//! The engine proper: connections, handshake, per-document sync state, loading and writes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use automerge::sync::SyncDoc;
+use automerge::{Automerge, ChangeHash};
+
+use super::{
+    Access, CloseReason, ConnId, Direction, Effect, EngineConfig, Input, Millis, OpenAccess, Role, WriteId,
+};
+use crate::ids::{DocumentId, PeerId};
+use crate::storage::{Chunk, ChunkKey, StoredChunks, WriteBatch, load_chunks};
+use crate::wire::{Message, PROTOCOL_V1, PeerMetadata};
+
+/// Misuse of the engine's direct API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("document {0} is not open and loaded")]
+    NotReady(DocumentId),
+}
+
+/// The sync engine. See the [module docs](super).
+pub struct Engine<A: Access = OpenAccess> {
+    config: EngineConfig,
+    access: A,
+    now: Millis,
+    conns: BTreeMap<ConnId, Conn<A::Principal>>,
+    docs: HashMap<DocumentId, Doc>,
+    next_write: u64,
+    /// Our ephemeral session and counter; the last count seen per (sender, session).
+    ephemeral_session: String,
+    ephemeral_count: u64,
+    ephemeral_seen: HashMap<(PeerId, String), u64>,
+    out: Vec<Effect>,
+}
+
+struct Conn<P> {
+    principal: P,
+    opened_at: Millis,
+    state: ConnState,
+    /// Documents this connection takes part in.
+    docs: BTreeSet<DocumentId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConnState {
+    AwaitingJoin,
+    AwaitingPeer,
+    Ready { remote: PeerId },
+}
+
+/// A sync message that arrived while its document was loading.
+struct Queued {
+    conn: ConnId,
+    is_request: bool,
+    message: automerge::sync::Message,
+}
+
+struct Doc {
+    loading: Option<Vec<Queued>>,
+    am: Automerge,
+    stored: StoredChunks,
+    /// Heads covered by writes already issued.
+    issued_heads: Vec<ChangeHash>,
+    /// Writes in flight, oldest first.
+    writes: VecDeque<PendingWrite>,
+    /// Changes arrived while a change write was in flight; write them when it lands.
+    write_wanted: bool,
+    peers: BTreeMap<ConnId, PeerDoc>,
+    /// Client: opened by the application (kept in memory, synced with every peer).
+    opened: bool,
+    /// Client: a write failed, so sync no longer waits for the disk.
+    storage_broken: bool,
+    seed: Option<Vec<u8>>,
+}
+
+struct PeerDoc {
+    sync: automerge::sync::State,
+    sent_any: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Changes,
+    Compaction,
+}
+
+struct PendingWrite {
+    id: WriteId,
+    kind: WriteKind,
+    heads_before: Vec<ChangeHash>,
+    heads_after: Vec<ChangeHash>,
+    puts: Vec<(ChunkKey, usize)>,
+    deletes: Vec<ChunkKey>,
+}
+
+impl Doc {
+    fn loading(opened: bool, seed: Option<Vec<u8>>) -> Self {
+        Self {
+            loading: Some(Vec::new()),
+            am: Automerge::new(),
+            stored: StoredChunks::default(),
+            issued_heads: Vec::new(),
+            writes: VecDeque::new(),
+            write_wanted: false,
+            peers: BTreeMap::new(),
+            opened,
+            storage_broken: false,
+            seed,
+        }
+    }
+
+    fn change_write_in_flight(&self) -> bool {
+        self.writes.iter().any(|w| w.kind == WriteKind::Changes)
+    }
+}
+
+impl<A: Access> Engine<A> {
+    pub fn new(config: EngineConfig, access: A) -> Self {
+        let ephemeral_session = format!("{}-session", config.peer_id);
+        Self {
+            config,
+            access,
+            now: 0,
+            conns: BTreeMap::new(),
+            docs: HashMap::new(),
+            next_write: 0,
+            ephemeral_session,
+            ephemeral_count: 0,
+            ephemeral_seen: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn peer_id(&self) -> &PeerId {
+        &self.config.peer_id
+    }
+
+    /// Feeds one event in; returns what to do.
+    pub fn handle(&mut self, now: Millis, input: Input<A::Principal>) -> Vec<Effect> {
+        self.now = self.now.max(now);
+        match input {
+            Input::Connected { conn, direction, principal } => self.on_connected(conn, direction, principal),
+            Input::Frame { conn, bytes } => self.on_frame(conn, &bytes),
+            Input::Disconnected { conn } => self.drop_conn(conn),
+            Input::Open { doc, seed } => self.on_open(doc, seed),
+            Input::Loaded { doc, chunks } => self.on_loaded(doc, chunks),
+            Input::LoadFailed { doc, error } => self.on_load_failed(doc, error),
+            Input::Written { doc, write } => self.on_written(doc, write),
+            Input::WriteFailed { doc, write, error } => self.on_write_failed(doc, write, error),
+            Input::Tick => self.on_tick(),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Changes a loaded document locally; the new changes are written and synced.
+    pub fn change<R>(
+        &mut self,
+        doc: DocumentId,
+        f: impl FnOnce(&mut Automerge) -> R,
+    ) -> Result<(R, Vec<Effect>), EngineError> {
+        let d = self.docs.get_mut(&doc).filter(|d| d.loading.is_none()).ok_or(EngineError::NotReady(doc))?;
+        let before = d.am.get_heads();
+        let r = f(&mut d.am);
+        if d.am.get_heads() != before {
+            self.schedule_write(doc);
+            self.flush(doc);
+        }
+        Ok((r, std::mem::take(&mut self.out)))
+    }
+
+    /// A loaded document.
+    pub fn doc(&self, doc: &DocumentId) -> Option<&Automerge> {
+        self.docs.get(doc).filter(|d| d.loading.is_none()).map(|d| &d.am)
+    }
+
+    /// The sync state with one peer for one document (what they have acknowledged).
+    pub fn sync_state(&self, conn: ConnId, doc: &DocumentId) -> Option<&automerge::sync::State> {
+        self.docs.get(doc)?.peers.get(&conn).map(|p| &p.sync)
+    }
+
+    pub fn documents_in_memory(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The remote peer of a connection once its handshake is done.
+    pub fn remote_peer(&self, conn: ConnId) -> Option<&PeerId> {
+        match &self.conns.get(&conn)?.state {
+            ConnState::Ready { remote } => Some(remote),
+            _ => None,
+        }
+    }
+
+    /// Sends an ephemeral message about `doc` to every peer that shares it.
+    pub fn broadcast_ephemeral(&mut self, doc: DocumentId, data: Vec<u8>) -> Vec<Effect> {
+        self.forward_ephemeral(doc, None, data);
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- connections -----
+
+    fn on_connected(&mut self, conn: ConnId, direction: Direction, principal: A::Principal) {
+        let state = match direction {
+            Direction::Inbound => ConnState::AwaitingJoin,
+            Direction::Outbound => ConnState::AwaitingPeer,
+        };
+        self.conns.insert(conn, Conn { principal, opened_at: self.now, state, docs: BTreeSet::new() });
+        if direction == Direction::Outbound {
+            let join = Message::Join {
+                sender: self.config.peer_id.clone(),
+                supported_versions: vec![PROTOCOL_V1.to_owned()],
+                metadata: Some(self.metadata()),
+            };
+            self.send(conn, &join);
+        }
+    }
+
+    fn metadata(&self) -> PeerMetadata {
+        PeerMetadata { storage_id: self.config.storage_id.clone(), is_ephemeral: false }
+    }
+
+    fn send(&mut self, conn: ConnId, msg: &Message) {
+        self.out.push(Effect::Send { conn, bytes: msg.encode() });
+    }
+
+    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if self.conns.contains_key(&conn) {
+            self.drop_conn(conn);
+            self.out.push(Effect::Close { conn, reason });
+        }
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        for doc in c.docs {
+            if let Some(d) = self.docs.get_mut(&doc) {
+                d.peers.remove(&conn);
+                if let Some(queue) = &mut d.loading {
+                    queue.retain(|q| q.conn != conn);
+                }
+            }
+            self.maybe_evict(doc);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let limit = self.config.handshake_timeout;
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.state == ConnState::AwaitingJoin && self.now.saturating_sub(c.opened_at) > limit
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in late {
+            self.close(conn, CloseReason::HandshakeTimeout(limit));
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, bytes: &[u8]) {
+        let Some(state) = self.conns.get(&conn).map(|c| c.state.clone()) else { return };
+        if bytes.len() > self.config.max_message_bytes {
+            let max = self.config.max_message_bytes;
+            return self.close(conn, CloseReason::Oversized { len: bytes.len(), max });
+        }
+        let msg = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.close(conn, CloseReason::Malformed(e)),
+        };
+        match (state, msg) {
+            (ConnState::AwaitingJoin, Message::Join { sender, supported_versions, .. }) => {
+                if !supported_versions.iter().any(|v| v == PROTOCOL_V1) {
+                    let error = Message::Error {
+                        sender: self.config.peer_id.clone(),
+                        message: "unsupported protocol version".into(),
+                    };
+                    self.send(conn, &error);
+                    return self.close(conn, CloseReason::UnsupportedVersion(supported_versions));
+                }
+                let peer = Message::Peer {
+                    sender: self.config.peer_id.clone(),
+                    target: sender.clone(),
+                    selected_version: PROTOCOL_V1.to_owned(),
+                    metadata: Some(self.metadata()),
+                };
+                self.send(conn, &peer);
+                self.become_ready(conn, sender);
+            }
+            (ConnState::AwaitingPeer, Message::Peer { sender, .. }) => self.become_ready(conn, sender),
+            (_, Message::Error { message, .. }) => self.close(conn, CloseReason::PeerError(message)),
+            (_, Message::Leave { .. }) => self.close(conn, CloseReason::Left),
+            (ConnState::AwaitingJoin | ConnState::AwaitingPeer, other) => {
+                self.close(conn, CloseReason::NotJoined(other.type_name()))
+            }
+            (ConnState::Ready { .. }, Message::Join { .. } | Message::Peer { .. }) => {
+                self.close(conn, CloseReason::RepeatedHandshake)
+            }
+            (ConnState::Ready { remote }, msg) => self.on_doc_message(conn, remote, msg),
+        }
+    }
+
+    fn become_ready(&mut self, conn: ConnId, remote: PeerId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Ready { remote: remote.clone() };
+        }
+        self.out.push(Effect::PeerReady { conn, peer: remote });
+        if self.config.role == Role::Client {
+            let open: Vec<DocumentId> = self
+                .docs
+                .iter()
+                .filter(|(_, d)| d.opened && d.loading.is_none())
+                .map(|(id, _)| *id)
+                .collect();
+            for doc in open {
+                self.share(conn, doc);
+            }
+        }
+    }
+
+    /// Starts syncing `doc` with `conn`.
+    fn share(&mut self, conn: ConnId, doc: DocumentId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.docs.insert(doc);
+        if let Some(d) = self.docs.get_mut(&doc) {
+            d.peers
+                .entry(conn)
+                .or_insert_with(|| PeerDoc { sync: automerge::sync::State::new(), sent_any: false });
+        }
+        self.flush(doc);
+    }
+
+    // ----- document messages -----
+
+    fn on_doc_message(&mut self, conn: ConnId, remote: PeerId, msg: Message) {
+        let (sender, target) = match &msg {
+            Message::Request { sender, target, .. }
+            | Message::Sync { sender, target, .. }
+            | Message::DocUnavailable { sender, target, .. }
+            | Message::Ephemeral { sender, target, .. } => (sender.clone(), target.clone()),
+            _ => return, // ignored message kinds
+        };
+        if sender != remote {
+            return self.close(conn, CloseReason::SenderMismatch { expected: remote, got: sender });
+        }
+        if target != self.config.peer_id {
+            return self.close(conn, CloseReason::WrongTarget(target));
+        }
+        match msg {
+            Message::Request { document, data, .. } => self.on_sync(conn, document, &data, true),
+            Message::Sync { document, data, .. } => self.on_sync(conn, document, &data, false),
+            Message::DocUnavailable { document, .. } => {
+                self.out.push(Effect::DocUnavailable { doc: document, conn });
+            }
+            Message::Ephemeral { document, session, count, data, .. } => {
+                if !self.may_read(conn, &document) {
+                    return;
+                }
+                let last = self.ephemeral_seen.entry((sender.clone(), session)).or_insert(0);
+                if count <= *last && *last != 0 {
+                    return; // a repeat
+                }
+                *last = count;
+                self.out.push(Effect::Ephemeral { doc: document, from: sender, data: data.clone() });
+                if self.config.role == Role::Relay {
+                    self.forward_ephemeral(document, Some(conn), data);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn may_read(&self, conn: ConnId, doc: &DocumentId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| self.access.may_read(&c.principal, doc))
+    }
+
+    fn forward_ephemeral(&mut self, doc: DocumentId, from: Option<ConnId>, data: Vec<u8>) {
+        let Some(d) = self.docs.get(&doc) else { return };
+        let targets: Vec<(ConnId, PeerId)> = d
+            .peers
+            .keys()
+            .filter(|c| Some(**c) != from)
+            .filter_map(|c| match &self.conns.get(c)?.state {
+                ConnState::Ready { remote } if self.may_read(*c, &doc) => Some((*c, remote.clone())),
+                _ => None,
+            })
+            .collect();
+        for (conn, remote) in targets {
+            self.ephemeral_count += 1;
+            let msg = Message::Ephemeral {
+                sender: self.config.peer_id.clone(),
+                target: remote,
+                count: self.ephemeral_count,
+                session: self.ephemeral_session.clone(),
+                document: doc,
+                data: data.clone(),
+            };
+            self.send(conn, &msg);
+        }
+    }
+
+    fn send_unavailable(&mut self, conn: ConnId, doc: DocumentId) {
+        if let Some(ConnState::Ready { remote }) = self.conns.get(&conn).map(|c| c.state.clone()) {
+            let msg = Message::DocUnavailable {
+                sender: self.config.peer_id.clone(),
+                target: remote,
+                document: doc,
+            };
+            self.send(conn, &msg);
+        }
+    }
+
+    fn on_sync(&mut self, conn: ConnId, doc: DocumentId, data: &[u8], is_request: bool) {
+        if !self.may_read(conn, &doc) {
+            return self.send_unavailable(conn, doc);
+        }
+        let message = match automerge::sync::Message::decode(data) {
+            Ok(m) => m,
+            Err(e) => return self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() }),
+        };
+        let verdict = match self.conns.get(&conn) {
+            Some(c) => self.access.check_sync(&c.principal, &doc, &message),
+            None => return,
+        };
+        if let Err(reason) = verdict {
+            return self.close(conn, CloseReason::Refused { doc, reason });
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.docs.insert(doc);
+        }
+        let d = self.docs.entry(doc).or_insert_with(|| {
+            self.out.push(Effect::Load { doc });
+            Doc::loading(false, None)
+        });
+        match &mut d.loading {
+            Some(queue) => queue.push(Queued { conn, is_request, message }),
+            None => self.apply_sync(conn, doc, is_request, message),
+        }
+    }
+
+    fn apply_sync(
+        &mut self,
+        conn: ConnId,
+        doc: DocumentId,
+        is_request: bool,
+        message: automerge::sync::Message,
+    ) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        let peer = d
+            .peers
+            .entry(conn)
+            .or_insert_with(|| PeerDoc { sync: automerge::sync::State::new(), sent_any: false });
+        let before = d.am.get_heads();
+        if let Err(e) = d.am.receive_sync_message(&mut peer.sync, message) {
+            return self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() });
+        }
+        let changed = d.am.get_heads() != before;
+        let empty = d.am.get_heads().is_empty();
+        if changed {
+            self.out.push(Effect::DocChanged { doc });
+            self.schedule_write(doc);
+        }
+        if is_request && empty && self.config.role == Role::Relay {
+            self.send_unavailable(conn, doc);
+        }
+        self.flush(doc);
+    }
+
+    /// Sends whatever each peer of `doc` is missing, unless durability forbids it yet.
+    fn flush(&mut self, doc: DocumentId) {
+        let relay = self.config.role == Role::Relay;
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        let undurable = d.change_write_in_flight() || d.write_wanted;
+        if d.loading.is_some() || (undurable && !d.storage_broken) {
+            return;
+        }
+        let empty = d.am.get_heads().is_empty();
+        let mut sends = Vec::new();
+        for (conn, peer) in &mut d.peers {
+            let Some(ConnState::Ready { remote }) = self.conns.get(conn).map(|c| &c.state) else { continue };
+            let they_have_nothing = peer.sync.their_heads.as_ref().is_none_or(Vec::is_empty);
+            if relay && empty && they_have_nothing {
+                continue; // nothing to offer: their request was answered with doc-unavailable
+            }
+            if let Some(m) = d.am.generate_sync_message(&mut peer.sync) {
+                let data = m.encode();
+                let (sender, target, document) = (self.config.peer_id.clone(), remote.clone(), doc);
+                let msg = if !relay && empty && !peer.sent_any {
+                    Message::Request { sender, target, document, data }
+                } else {
+                    Message::Sync { sender, target, document, data }
+                };
+                peer.sent_any = true;
+                sends.push((*conn, msg));
+            }
+        }
+        for (conn, msg) in sends {
+            self.send(conn, &msg);
+        }
+    }
+
+    // ----- storage -----
+
+    fn on_open(&mut self, doc: DocumentId, seed: Option<Vec<u8>>) {
+        match self.docs.get_mut(&doc) {
+            Some(d) => {
+                d.opened = true;
+                if d.loading.is_some() {
+                    d.seed = seed.or(d.seed.take());
+                } else if let Some(seed) = seed {
+                    self.apply_seed(doc, &seed);
+                }
+            }
+            None => {
+                self.docs.insert(doc, Doc::loading(true, seed));
+                self.out.push(Effect::Load { doc });
+            }
+        }
+    }
+
+    fn apply_seed(&mut self, doc: DocumentId, seed: &[u8]) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        let before = d.am.get_heads();
+        if let Err(e) = d.am.load_incremental(seed) {
+            tracing::warn!(%doc, error = %e, "seed change did not load");
+        }
+        if d.am.get_heads() != before {
+            self.schedule_write(doc);
+        }
+    }
+
+    fn on_loaded(&mut self, doc: DocumentId, chunks: Vec<Chunk>) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        if d.loading.is_none() {
+            return; // a stale answer
+        }
+        let (am, bad) = load_chunks(&chunks);
+        let bad_keys: Vec<ChunkKey> = bad.into_iter().map(|(k, _)| k).collect();
+        d.stored = StoredChunks::from_chunks(
+            &chunks.into_iter().filter(|c| !bad_keys.contains(&c.key)).collect::<Vec<_>>(),
+        );
+        if !bad_keys.is_empty() {
+            self.out.push(Effect::CorruptChunks {
+                doc,
+                keys: bad_keys.iter().map(ToString::to_string).collect(),
+            });
+        }
+        self.finish_loading(doc, am);
+    }
+
+    fn on_load_failed(&mut self, doc: DocumentId, error: String) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        let Some(queue) = d.loading.take() else { return };
+        match self.config.role {
+            Role::Relay => {
+                // Nothing was applied; the peers that asked reconnect and ask again.
+                self.docs.remove(&doc);
+                for q in queue {
+                    self.close(q.conn, CloseReason::StorageFailure(doc));
+                }
+            }
+            Role::Client => {
+                // Work on an empty document so nothing typed now is lost; the stored chunks stay
+                // untouched and merge in when a later load succeeds.
+                d.loading = Some(queue);
+                self.out.push(Effect::StorageFailed { doc, error });
+                self.finish_loading(doc, Automerge::new());
+            }
+        }
+    }
+
+    fn finish_loading(&mut self, doc: DocumentId, am: Automerge) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        d.am = match &self.config.actor {
+            Some(actor) => am.with_actor(actor.clone()),
+            None => am,
+        };
+        d.issued_heads = d.am.get_heads();
+        let queue = d.loading.take().unwrap_or_default();
+        let seed = d.seed.take();
+        let opened = d.opened;
+        self.out.push(Effect::DocReady { doc });
+        if let Some(seed) = seed {
+            self.apply_seed(doc, &seed);
+        }
+        for q in queue {
+            if self.conns.contains_key(&q.conn) {
+                self.apply_sync(q.conn, doc, q.is_request, q.message);
+            }
+        }
+        if opened && self.config.role == Role::Client {
+            let ready: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| matches!(c.state, ConnState::Ready { .. }))
+                .map(|(id, _)| *id)
+                .collect();
+            for conn in ready {
+                self.share(conn, doc);
+            }
+        }
+        self.flush(doc);
+        self.maybe_evict(doc);
+    }
+
+    /// Writes the changes not yet covered by an issued write, one change write at a time.
+    fn schedule_write(&mut self, doc: DocumentId) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        if d.change_write_in_flight() {
+            d.write_wanted = true;
+            return;
+        }
+        d.write_wanted = false;
+        let heads = d.am.get_heads();
+        if heads == d.issued_heads {
+            return;
+        }
+        let bytes = d.am.save_after(&d.issued_heads);
+        let key = ChunkKey::incremental(&bytes);
+        let id = WriteId(self.next_write);
+        self.next_write += 1;
+        d.writes.push_back(PendingWrite {
+            id,
+            kind: WriteKind::Changes,
+            heads_before: std::mem::replace(&mut d.issued_heads, heads.clone()),
+            heads_after: heads,
+            puts: vec![(key.clone(), bytes.len())],
+            deletes: Vec::new(),
+        });
+        self.out.push(Effect::Write {
+            doc,
+            write: id,
+            batch: WriteBatch { puts: vec![Chunk { key, bytes }], deletes: vec![] },
+        });
+    }
+
+    fn on_written(&mut self, doc: DocumentId, write: WriteId) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        let Some(pos) = d.writes.iter().position(|w| w.id == write) else { return };
+        let Some(w) = d.writes.remove(pos) else { return };
+        d.stored.forget(&w.deletes);
+        for (key, len) in &w.puts {
+            d.stored.record(key, *len);
+        }
+        if w.kind == WriteKind::Changes {
+            self.out.push(Effect::Persisted { doc, heads: w.heads_after });
+        }
+        if d.write_wanted {
+            self.schedule_write(doc);
+        } else if d.writes.is_empty() && d.stored.should_compact() {
+            let batch = d.stored.compaction(&d.am);
+            let id = WriteId(self.next_write);
+            self.next_write += 1;
+            let heads = d.am.get_heads();
+            d.writes.push_back(PendingWrite {
+                id,
+                kind: WriteKind::Compaction,
+                heads_before: heads.clone(),
+                heads_after: heads,
+                puts: batch.puts.iter().map(|c| (c.key.clone(), c.bytes.len())).collect(),
+                deletes: batch.deletes.clone(),
+            });
+            self.out.push(Effect::Write { doc, write: id, batch });
+        }
+        self.flush(doc);
+        self.maybe_evict(doc);
+    }
+
+    fn on_write_failed(&mut self, doc: DocumentId, write: WriteId, error: String) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        let Some(pos) = d.writes.iter().position(|w| w.id == write) else { return };
+        let Some(w) = d.writes.remove(pos) else { return };
+        self.out.push(Effect::StorageFailed { doc, error });
+        if w.kind == WriteKind::Compaction {
+            // The incrementals are still there; compaction is only an optimisation.
+            return self.flush(doc);
+        }
+        match self.config.role {
+            Role::Relay => {
+                // The in-memory document is ahead of the disk and must not be acknowledged:
+                // drop it and the peers that shared it; they resend after reconnecting.
+                let peers: Vec<ConnId> = d.peers.keys().copied().collect();
+                self.docs.remove(&doc);
+                for conn in peers {
+                    self.close(conn, CloseReason::StorageFailure(doc));
+                }
+            }
+            Role::Client => {
+                // Keep the changes in memory; the next write covers them again. Meanwhile they
+                // go to peers without waiting for the disk.
+                d.issued_heads = w.heads_before;
+                d.write_wanted = false;
+                d.storage_broken = true;
+                self.flush(doc);
+            }
+        }
+    }
+
+    /// Relay: forget documents nobody uses once everything is on disk.
+    fn maybe_evict(&mut self, doc: DocumentId) {
+        if self.config.role != Role::Relay {
+            return;
+        }
+        if self
+            .docs
+            .get(&doc)
+            .is_some_and(|d| d.peers.is_empty() && d.loading.is_none() && d.writes.is_empty() && !d.write_wanted)
+        {
+            self.docs.remove(&doc);
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Engine tests on the in-memory network.
+
+use std::collections::BTreeSet;
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ChangeHash, ObjType, ROOT, ReadDoc};
+use proptest::prelude::*;
+
+use super::memnet::{Network, NodeId};
+use super::*;
+use crate::storage::{Chunk, load_chunks};
+use crate::wire;
+
+const TEXT: &str = "text";
+const MARKS: &str = "marks";
+
+/// A deterministic genesis: fixed actor and time, so every device creates the same root objects.
+fn genesis() -> Vec<u8> {
+    let mut doc = Automerge::new().with_actor(automerge::ActorId::from(b"genesis".to_vec()));
+    let mut tx = doc.transaction();
+    tx.put_object(ROOT, TEXT, ObjType::Text).expect("text");
+    tx.put_object(ROOT, MARKS, ObjType::Map).expect("marks");
+    tx.commit_with(automerge::transaction::CommitOptions::default().with_time(0));
+    doc.save()
+}
+
+fn doc_id(n: u8) -> DocumentId {
+    DocumentId::from_bytes([n; 16])
+}
+
+/// Inserts `s` at the start of the text and records a mark, so a lost edit is visible.
+fn edit(net: &mut Network, node: NodeId, doc: DocumentId, s: &str) -> bool {
+    let s = s.to_owned();
+    net.change(node, doc, move |d| {
+        let text = d.get(ROOT, TEXT).expect("get").expect("text exists").1;
+        let marks = d.get(ROOT, MARKS).expect("get").expect("marks exist").1;
+        let mut tx = d.transaction();
+        tx.splice_text(&text, 0, 0, &s).expect("splice");
+        tx.put(&marks, &s, true).expect("mark");
+        tx.commit();
+    })
+}
+
+fn marks(d: &Automerge) -> BTreeSet<String> {
+    let Some((_, marks)) = d.get(ROOT, MARKS).expect("get") else { return BTreeSet::new() };
+    d.keys(&marks).collect()
+}
+
+fn text(d: &Automerge) -> String {
+    let text = d.get(ROOT, TEXT).expect("get").expect("text").1;
+    d.text(&text).expect("text")
+}
+
+fn stored_doc(net: &Network, node: NodeId, doc: &DocumentId) -> Automerge {
+    let chunks: Vec<Chunk> = net
+        .node(node)
+        .store
+        .get(doc)
+        .map(|m| m.iter().map(|(k, b)| Chunk { key: k.clone(), bytes: b.clone() }).collect())
+        .unwrap_or_default();
+    load_chunks(&chunks).0
+}
+
+/// Every head a client has heard from the relay is in the relay's durable store.
+fn assert_acks_durable(net: &Network, relay: NodeId, clients: &[NodeId], docs: &[DocumentId]) {
+    for &doc in docs {
+        let stored = stored_doc(net, relay, &doc);
+        for &c in clients {
+            let engine = &net.node(c).engine;
+            for conn in (0..200).map(ConnId) {
+                let Some(state) = engine.sync_state(conn, &doc) else { continue };
+                for h in state.their_heads.iter().flatten() {
+                    assert!(
+                        stored.get_change_by_hash(h).is_some(),
+                        "client {c:?} heard head {h} of {doc} that the relay has not stored"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn heads(net: &Network, node: NodeId, doc: &DocumentId) -> Vec<ChangeHash> {
+    net.doc(node, doc).map(Automerge::get_heads).unwrap_or_default()
+}
+
+#[test]
+fn two_clients_converge_through_the_relay_with_both_offline_edits() {
+    let mut net = Network::new(1);
+    let relay = net.add_node(Role::Relay);
+    let (a, b) = (net.add_node(Role::Client), net.add_node(Role::Client));
+    let doc = doc_id(1);
+    for n in [a, b] {
+        net.open(n, doc, Some(genesis()));
+    }
+    net.run_until_quiescent();
+    assert!(edit(&mut net, a, doc, "alpha "));
+    assert!(edit(&mut net, b, doc, "beta "));
+    net.run_until_quiescent();
+    net.connect(a, relay);
+    net.connect(b, relay);
+    net.run_until_quiescent();
+    let (ha, hb, hr) =
+        (heads(&net, a, &doc), heads(&net, b, &doc), stored_doc(&net, relay, &doc).get_heads());
+    assert_eq!(ha, hb);
+    assert_eq!(ha, hr);
+    let t = text(net.doc(a, &doc).expect("loaded"));
+    assert!(t.contains("alpha ") && t.contains("beta "), "{t:?}");
+    assert_eq!(text(net.doc(b, &doc).expect("loaded")), t);
+    // The relay evicted the document once both left? No: both are still connected.
+    assert_eq!(net.node(relay).engine.documents_in_memory(), 1);
+}
+
+#[test]
+fn relay_forgets_documents_nobody_uses() {
+    let mut net = Network::new(2);
+    let relay = net.add_node(Role::Relay);
+    let a = net.add_node(Role::Client);
+    let doc = doc_id(2);
+    net.open(a, doc, Some(genesis()));
+    let link = net.connect(a, relay);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), 1);
+    net.disconnect(link);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), 0);
+    assert!(!stored_doc(&net, relay, &doc).get_heads().is_empty());
+}
+
+#[test]
+fn relay_acknowledges_nothing_before_it_is_durable() {
+    let mut net = Network::new(3);
+    let relay = net.add_node(Role::Relay);
+    let a = net.add_node(Role::Client);
+    let doc = doc_id(3);
+    net.open(a, doc, Some(genesis()));
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    for i in 0..40 {
+        assert!(edit(&mut net, a, doc, &format!("e{i} ")));
+        for _ in 0..5 {
+            net.step();
+            assert_acks_durable(&net, relay, &[a], &[doc]);
+        }
+    }
+    // Crash the relay with writes possibly in flight, restart, resync: nothing lost.
+    net.crash(relay);
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    assert_eq!(stored_doc(&net, relay, &doc).get_heads(), heads(&net, a, &doc));
+    assert_eq!(marks(&stored_doc(&net, relay, &doc)).len(), 40);
+}
+
+#[test]
+fn request_for_an_unknown_document_is_unavailable_until_someone_brings_it() {
+    let mut net = Network::new(4);
+    let relay = net.add_node(Role::Relay);
+    let (a, b) = (net.add_node(Role::Client), net.add_node(Role::Client));
+    let doc = doc_id(4);
+    net.open(b, doc, None); // b has nothing and asks
+    net.connect(b, relay);
+    net.run_until_quiescent();
+    assert!(
+        net.node(b).events.iter().any(|e| matches!(e, Effect::DocUnavailable { doc: d, .. } if *d == doc))
+    );
+    net.open(a, doc, Some(genesis()));
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    edit(&mut net, a, doc, "hello");
+    net.run_until_quiescent();
+    assert_eq!(text(net.doc(b, &doc).expect("b has it now")), "hello");
+}
+
+#[test]
+fn a_device_that_crashes_before_its_write_lands_sends_nothing_it_could_reuse() {
+    let mut net = Network::new(5);
+    let relay = net.add_node(Role::Relay);
+    let a = net.add_node(Role::Client);
+    let doc = doc_id(5);
+    net.open(a, doc, Some(genesis()));
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    edit(&mut net, a, doc, "lost ");
+    // Deliver frames but never let a's write land, then crash a.
+    for _ in 0..50 {
+        net.step();
+    }
+    net.crash(a);
+    net.open(a, doc, Some(genesis()));
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    assert!(edit(&mut net, a, doc, "kept "));
+    net.run_until_quiescent();
+    // No duplicate-sequence error closed the connection, and both sides agree.
+    assert!(
+        !net.node(relay).events.iter().any(|e| matches!(e, Effect::Close { .. })),
+        "{:?}",
+        net.node(relay).events
+    );
+    assert_eq!(heads(&net, a, &doc), stored_doc(&net, relay, &doc).get_heads());
+}
+
+#[test]
+fn protocol_violations_close_only_the_offending_connection() {
+    let peer = PeerId::new("relay").expect("id");
+    let mut e = Engine::new(EngineConfig::new(Role::Relay, peer.clone()), OpenAccess);
+    let (good, bad) = (ConnId(1), ConnId(2));
+    let join = |s: &str| {
+        wire::Message::Join {
+            sender: PeerId::new(s).expect("id"),
+            supported_versions: vec!["1".into()],
+            metadata: None,
+        }
+        .encode()
+    };
+    for c in [good, bad] {
+        e.handle(0, Input::Connected { conn: c, direction: Direction::Inbound, principal: () });
+    }
+    e.handle(0, Input::Frame { conn: good, bytes: join("good") });
+    let closed = |fx: Vec<Effect>| {
+        fx.into_iter().find_map(|f| match f {
+            Effect::Close { conn, reason } => Some((conn, reason)),
+            _ => None,
+        })
+    };
+    // A sync before the handshake.
+    let sync = wire::Message::Sync {
+        sender: PeerId::new("bad").expect("id"),
+        target: peer.clone(),
+        document: doc_id(9),
+        data: vec![0x42],
+    };
+    let r = closed(e.handle(0, Input::Frame { conn: bad, bytes: sync.encode() }));
+    assert!(matches!(r, Some((c, CloseReason::NotJoined("sync"))) if c == bad), "{r:?}");
+    // A truncated automerge message after a proper handshake.
+    let bad2 = ConnId(3);
+    e.handle(0, Input::Connected { conn: bad2, direction: Direction::Inbound, principal: () });
+    e.handle(0, Input::Frame { conn: bad2, bytes: join("bad2") });
+    let truncated = wire::Message::Sync {
+        sender: PeerId::new("bad2").expect("id"),
+        target: peer.clone(),
+        document: doc_id(9),
+        data: vec![0x42, 0x01],
+    };
+    let r = closed(e.handle(0, Input::Frame { conn: bad2, bytes: truncated.encode() }));
+    assert!(matches!(r, Some((_, CloseReason::BadSyncMessage { .. }))), "{r:?}");
+    // A spoofed sender.
+    let bad3 = ConnId(4);
+    e.handle(0, Input::Connected { conn: bad3, direction: Direction::Inbound, principal: () });
+    e.handle(0, Input::Frame { conn: bad3, bytes: join("bad3") });
+    let spoof = wire::Message::DocUnavailable {
+        sender: PeerId::new("good").expect("id"),
+        target: peer.clone(),
+        document: doc_id(9),
+    };
+    let r = closed(e.handle(0, Input::Frame { conn: bad3, bytes: spoof.encode() }));
+    assert!(matches!(r, Some((_, CloseReason::SenderMismatch { .. }))), "{r:?}");
+    // Oversized and garbage frames.
+    let bad4 = ConnId(5);
+    e.handle(0, Input::Connected { conn: bad4, direction: Direction::Inbound, principal: () });
+    let r = closed(e.handle(0, Input::Frame { conn: bad4, bytes: vec![0; (8 << 20) + 1] }));
+    assert!(matches!(r, Some((_, CloseReason::Oversized { .. }))), "{r:?}");
+    // The good connection is still there and ready.
+    assert_eq!(e.remote_peer(good).map(PeerId::as_str), Some("good"));
+    assert_eq!(e.connections(), 1);
+    // A silent connection times out.
+    let silent = ConnId(6);
+    e.handle(0, Input::Connected { conn: silent, direction: Direction::Inbound, principal: () });
+    let r = closed(e.handle(60_000, Input::Tick));
+    assert!(matches!(r, Some((c, CloseReason::HandshakeTimeout(_))) if c == silent), "{r:?}");
+}
+
+#[test]
+fn compaction_keeps_every_change_on_disk() {
+    let mut net = Network::new(6);
+    let relay = net.add_node(Role::Relay);
+    let a = net.add_node(Role::Client);
+    let doc = doc_id(6);
+    net.open(a, doc, Some(genesis()));
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    for i in 0..200 {
+        assert!(edit(&mut net, a, doc, &format!("{i},")));
+        net.run_until_quiescent();
+    }
+    for node in [a, relay] {
+        let chunks = net.node(node).store.get(&doc).map_or(0, |m| m.len());
+        assert!(chunks < 70, "node {node:?} still has {chunks} chunks");
+        assert_eq!(marks(&stored_doc(&net, node, &doc)).len(), 200);
+    }
+}
+
+/// One step of a random scenario.
+#[derive(Debug, Clone)]
+enum Op {
+    Edit { client: usize, doc: usize },
+    Connect { client: usize },
+    Isolate { client: usize },
+    CrashRelay,
+    CrashClient { client: usize },
+    Run { steps: u8 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..3usize, 0..2usize).prop_map(|(client, doc)| Op::Edit { client, doc }),
+        2 => (0..3usize).prop_map(|client| Op::Connect { client }),
+        2 => (0..3usize).prop_map(|client| Op::Isolate { client }),
+        1 => Just(Op::CrashRelay),
+        1 => (0..3usize).prop_map(|client| Op::CrashClient { client }),
+        4 => any::<u8>().prop_map(|steps| Op::Run { steps }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: std::env::var("CHIBO_PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(48), .. ProptestConfig::default() })]
+
+    /// Any interleaving of edits, partitions, crashes and frame faults ends, once everyone is
+    /// reconnected, with identical heads and state everywhere and every durable edit present.
+    #[test]
+    fn any_interleaving_converges(ops in proptest::collection::vec(op(), 1..60), seed in any::<u64>(),
+                                  (drop, duplicate, reorder) in prop_oneof![Just((0u8, 0u8, 0u8)), (0u8..5, 0u8..5, 0u8..5)]) {
+        let mut net = Network::new(seed);
+        let relay = net.add_node(Role::Relay);
+        let clients: Vec<NodeId> = (0..3).map(|_| net.add_node(Role::Client)).collect();
+        let docs = [doc_id(10), doc_id(11)];
+        for &c in &clients {
+            for &d in &docs {
+                net.open(c, d, Some(genesis()));
+            }
+        }
+        net.run_until_quiescent();
+        net.faults = super::memnet::Faults { drop, duplicate, reorder };
+        // Edits that reached the device's disk must survive; others may die with a crash.
+        let mut made: Vec<(usize, usize, String)> = Vec::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            match op {
+                Op::Edit { client, doc } => {
+                    let mark = format!("c{client}-{i} ");
+                    if edit(&mut net, clients[client], docs[doc], &mark) {
+                        made.push((client, doc, mark));
+                    }
+                }
+                Op::Connect { client } => { net.connect(clients[client], relay); }
+                Op::Isolate { client } => net.isolate(clients[client]),
+                Op::CrashRelay => net.crash(relay),
+                Op::CrashClient { client } => {
+                    // Edits not yet on this device's disk die with it, and must not have left it.
+                    let node = clients[client];
+                    let on_disk: Vec<BTreeSet<String>> = docs.iter().map(|d| marks(&stored_doc(&net, node, d))).collect();
+                    let mut kept = Vec::new();
+                    for (c, d, mark) in made.drain(..) {
+                        if c == client && !on_disk[d].contains(&mark) {
+                            prop_assert!(!marks(&stored_doc(&net, relay, &docs[d])).contains(&mark),
+                                "{mark} reached the relay before its own device's disk");
+                        } else {
+                            kept.push((c, d, mark));
+                        }
+                    }
+                    made = kept;
+                    net.crash(node);
+                    for &d in &docs {
+                        net.open(clients[client], d, Some(genesis()));
+                    }
+                }
+                Op::Run { steps } => {
+                    for _ in 0..steps {
+                        if !net.step() {
+                            break;
+                        }
+                        if drop == 0 && duplicate == 0 && reorder == 0 {
+                            assert_acks_durable(&net, relay, &clients, &docs);
+                        }
+                    }
+                }
+            }
+        }
+        // Heal: no more faults, everyone reconnects.
+        net.faults = super::memnet::Faults::default();
+        net.run_until_quiescent();
+        for link in net.links() { net.disconnect(link); }
+        for &c in &clients { net.connect(c, relay); }
+        net.run_until_quiescent();
+        let relay_stored: Vec<Automerge> = docs.iter().map(|d| stored_doc(&net, relay, d)).collect();
+        for (di, d) in docs.iter().enumerate() {
+            let want = relay_stored[di].get_heads();
+            for &c in &clients {
+                prop_assert_eq!(heads(&net, c, d), want.clone());
+                prop_assert_eq!(text(net.doc(c, d).expect("open")), text(&relay_stored[di]));
+                prop_assert_eq!(stored_doc(&net, c, d).get_heads(), want.clone());
+            }
+        }
+        // Every edit that was not lost with its device's crash is everywhere.
+        for (_, doc, mark) in made {
+            prop_assert!(marks(&relay_stored[doc]).contains(&mark), "{} lost", mark);
+        }
+    }
+}
