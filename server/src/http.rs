@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
 use crate::error::AppError;
-use crate::metrics::{self, InstrumentedStore, Metrics, RefusedReason};
+use crate::metrics::{self, InstrumentedStore, Metrics};
+use crate::relay::{Principal, Relay, RelayOptions};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -28,25 +29,20 @@ mod app;
 /// How long `/healthz` and `/metrics` wait for the store.
 const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// RELAY PLUG-IN (1 of 3): stands in for `crate::relay::Relay` until `server/src/relay.rs`
-/// lands. Then delete this type, make [`AppState::relay`] an `Option<Arc<crate::relay::Relay>>`
-/// (or a plain `Arc`), and build it in [`run`].
-#[derive(Debug)]
-pub enum RelayPending {}
-
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServeConfig>,
-    /// The sync relay (see [`RelayPending`]); `None` until it is wired in.
-    pub relay: Option<Arc<RelayPending>>,
+    pub relay: Arc<Relay>,
 }
 
 impl AppState {
+    /// Starts the relay on `store`.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: ServeConfig) -> Self {
-        Self { store, metrics, config: Arc::new(config), relay: None }
+        let relay = Relay::start(store.clone(), metrics.clone(), RelayOptions::new(config.max_message_bytes));
+        Self { store, metrics, config: Arc::new(config), relay }
     }
 }
 
@@ -66,8 +62,6 @@ pub async fn run(
         .with_context(|| format!("opening {}", data.sqlite_path().display()))?;
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(sqlite, metrics.clone()));
-    // RELAY PLUG-IN (2 of 3): `state.relay = Some(Arc::new(Relay::new(store.clone(),
-    // metrics.clone(), RelayOptions { .. })))` goes here.
     let state = AppState::new(store, metrics, config);
     serve(listener, state, shutdown).await
 }
@@ -81,10 +75,14 @@ pub async fn serve(
     let addr = listener.local_addr().context("reading the listener's address")?;
     let app_dir = state.config.app_dir.clone();
     tracing::info!(%addr, app_dir = ?app_dir, "chibo relay listening");
+    let relay = state.relay.clone();
     axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+    // Upgraded WebSockets outlive axum's graceful shutdown: the relay closes them and finishes
+    // the writes it has started.
+    relay.shutdown().await;
     tracing::info!("chibo relay stopped");
     Ok(())
 }
@@ -147,38 +145,10 @@ async fn sync(
         .on_upgrade(move |socket| sync_session(state, socket, peer))
 }
 
-/// RELAY PLUG-IN (3 of 3): STUB, to be replaced by
-/// `relay.handle_socket(socket, principal).await` (the principal comes from authentication, which
-/// does not exist yet). Whatever replaces it keeps the contract tested in `tests::sync_*`: binary
-/// frames only; a text frame closes the connection with 1003 and counts as refused.
-///
-/// Until then it says so: the first binary message is answered with a close (1013, try later).
-#[tracing::instrument(name = "sync", skip_all, fields(?peer))]
-async fn sync_session(state: AppState, mut socket: WebSocket, peer: Option<SocketAddr>) {
-    let _open = state.metrics.connection_opened();
-    let close = |code, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-    while let Some(frame) = socket.recv().await {
-        let reply = match frame {
-            Ok(Message::Binary(bytes)) => {
-                state.metrics.message_in(bytes.len());
-                close(close_code::AGAIN, "sync relay not available yet")
-            }
-            Ok(Message::Text(_)) => {
-                state.metrics.frame_refused(RefusedReason::Text);
-                close(close_code::UNSUPPORTED, "binary frames only")
-            }
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(Message::Close(_)) => break,
-            Err(e) => {
-                tracing::debug!(error = %e, "sync socket failed");
-                break;
-            }
-        };
-        if let Err(e) = socket.send(reply).await {
-            tracing::debug!(error = %e, "closing sync socket failed");
-        }
-        break;
-    }
+/// One `/sync` connection. Authentication will produce the principal here.
+#[tracing::instrument(name = "sync_session", skip_all, fields(?peer))]
+async fn sync_session(state: AppState, socket: WebSocket, peer: Option<SocketAddr>) {
+    state.relay.handle_socket(socket, Principal::Dev).await;
 }
 
 #[cfg(test)]

@@ -12,10 +12,12 @@
 //! - [`metrics`]: counters and histograms as Prometheus text; `InstrumentedStore`.
 //! - [`error`]: `AppError`, the one error type handlers return.
 //!
-//! The sync relay itself (`relay`) plugs into [`http`]: search for `RELAY PLUG-IN`.
+//! - [`relay`]: runs the shared sync engine against sockets and the store.
+//! - [`client`]: a native client on the same engine (tests, load generator).
 
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod relay;
 pub mod store;

@@ -10,7 +10,9 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite;
 
 use super::*;
+use crate::metrics::RefusedReason;
 use crate::metrics::parse_exposition;
+use axum::extract::ws::close_code;
 
 const INDEX: &str = "<!doctype html><title>chibo</title>";
 const ASSET: &str = "chibo-app-0123456789abcdef.js";

@@ -1,0 +1,413 @@
+//! The sync relay: runs the shared sans-IO [`Engine`] on tokio, wiring its effects to WebSocket
+//! connections and the [`Store`].
+//!
+//! One task owns the engine and handles every event in order; loads run concurrently on the
+//! store's reader pool; writes run one at a time, in the order the engine asked for them, on a
+//! writer task. A write is reported back to the engine only once the store says it is durable,
+//! and the engine sends nothing about a document while its changes are not (see
+//! `chibo_shared::sync`).
+//!
+//! **Architecture Invariant:** this module holds no document logic; everything about the
+//! protocol is in `chibo_shared::sync`. It only moves bytes and results.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use chibo_shared::ids::{DocumentId, PeerId};
+use chibo_shared::storage::WriteBatch;
+use chibo_shared::sync::{
+    Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role, WriteId,
+};
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::metrics::{Metrics, RefusedReason};
+use crate::store::Store;
+
+/// Frames queued for one connection before it counts as too slow and is closed.
+const OUTBOX_FRAMES: usize = 4096;
+/// How often handshake timeouts are checked.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Who is on the other end of a connection, as the transport authenticated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Development: anyone who can reach the socket. Replaced by device principals when the
+    /// roster lands; the engine already asks [`Access`] about every read and write.
+    Dev,
+}
+
+/// The relay's access policy. Today it lets the dev principal do everything; the roster will
+/// decide here, per document and per change.
+#[derive(Debug, Clone, Default)]
+pub struct RelayAccess;
+
+impl Access for RelayAccess {
+    type Principal = Principal;
+
+    fn may_read(&self, who: &Principal, _doc: &DocumentId) -> bool {
+        matches!(who, Principal::Dev)
+    }
+
+    fn check_sync(
+        &self,
+        who: &Principal,
+        _doc: &DocumentId,
+        _message: &automerge::sync::Message,
+    ) -> Result<(), String> {
+        match who {
+            Principal::Dev => Ok(()),
+        }
+    }
+}
+
+/// Relay settings.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    pub peer_id: PeerId,
+    pub max_message_bytes: usize,
+}
+
+impl RelayOptions {
+    pub fn new(max_message_bytes: usize) -> Self {
+        let peer_id = PeerId::new("chibo-relay").unwrap_or_else(|_| unreachable!("a valid literal peer id"));
+        Self { peer_id, max_message_bytes }
+    }
+}
+
+/// What the engine task is told.
+enum Cmd {
+    Connected { conn: ConnId, principal: Principal, outbox: mpsc::Sender<Out> },
+    Input(Input<Principal>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What a connection's writer is told.
+enum Out {
+    Frame(Vec<u8>),
+    Close(CloseReason),
+    /// Closed by the socket reader (text frame, oversized frame).
+    CloseWith(u16, &'static str),
+}
+
+struct Write {
+    doc: DocumentId,
+    write: WriteId,
+    batch: WriteBatch,
+}
+
+/// A running relay. Cheap to share behind an `Arc`.
+pub struct Relay {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    next_conn: AtomicU64,
+    metrics: Arc<Metrics>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Relay {
+    /// Starts the engine and writer tasks. Stored documents are loaded only when asked for.
+    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, options: RelayOptions) -> Arc<Self> {
+        let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let (writes, write_rx) = mpsc::unbounded_channel();
+        let mut config = EngineConfig::new(Role::Relay, options.peer_id);
+        config.max_message_bytes = options.max_message_bytes;
+        let engine = Engine::new(config, RelayAccess);
+        let writer = tokio::spawn(write_loop(store.clone(), write_rx, cmds.clone()));
+        let runner = Runner {
+            engine,
+            store,
+            metrics: metrics.clone(),
+            cmds: cmds.clone(),
+            writes,
+            conns: HashMap::new(),
+            started: Instant::now(),
+        };
+        let engine_task = tokio::spawn(runner.run(cmd_rx));
+        let ticker = {
+            let cmds = cmds.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(TICK);
+                loop {
+                    every.tick().await;
+                    if cmds.send(Cmd::Input(Input::Tick)).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        Arc::new(Self {
+            cmds,
+            next_conn: AtomicU64::new(1),
+            metrics,
+            tasks: std::sync::Mutex::new(vec![engine_task, writer, ticker]),
+        })
+    }
+
+    /// Closes every connection, finishes the writes already asked for, and stops.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let tasks = match self.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// Runs one `/sync` connection until either side closes it.
+    #[tracing::instrument(name = "sync", skip_all, fields(conn))]
+    pub async fn handle_socket(&self, socket: WebSocket, principal: Principal) {
+        let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        tracing::Span::current().record("conn", conn.0);
+        let _open = self.metrics.connection_opened();
+        let (outbox, mut outbox_rx) = mpsc::channel(OUTBOX_FRAMES);
+        let reader_outbox = outbox.clone();
+        if self.cmds.send(Cmd::Connected { conn, principal, outbox }).is_err() {
+            return; // shutting down
+        }
+        let (mut sink, mut stream) = socket.split();
+        let metrics = self.metrics.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(out) = outbox_rx.recv().await {
+                let msg = match out {
+                    Out::Frame(bytes) => {
+                        metrics.message_out(bytes.len());
+                        Message::Binary(bytes.into())
+                    }
+                    Out::Close(reason) => {
+                        let frame = CloseFrame {
+                            code: close_code_for(&reason),
+                            reason: short_reason(&reason).into(),
+                        };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        break;
+                    }
+                    Out::CloseWith(code, reason) => {
+                        let _ =
+                            sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                        break;
+                    }
+                };
+                if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        while let Some(frame) = stream.next().await {
+            match frame {
+                Ok(Message::Binary(bytes)) => {
+                    self.metrics.message_in(bytes.len());
+                    let input = Input::Frame { conn, bytes: bytes.to_vec() };
+                    if self.cmds.send(Cmd::Input(input)).is_err() {
+                        break;
+                    }
+                }
+                Ok(Message::Text(_)) => {
+                    tracing::warn!("closing: text frame (the protocol is binary CBOR)");
+                    self.metrics.frame_refused(RefusedReason::Text);
+                    self.close_from_reader(
+                        conn,
+                        &reader_outbox,
+                        close_code::UNSUPPORTED,
+                        "binary frames only",
+                    );
+                    break;
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                Ok(Message::Close(_)) => break,
+                Err(e) => {
+                    // tungstenite refuses frames over the configured size before we see them.
+                    let oversized = e.to_string().contains("too long") || e.to_string().contains("too big");
+                    if oversized {
+                        tracing::warn!(error = %e, "closing: oversized frame");
+                        self.metrics.frame_refused(RefusedReason::TooLarge);
+                        self.close_from_reader(conn, &reader_outbox, close_code::SIZE, "message too big");
+                    } else {
+                        tracing::debug!(error = %e, "socket error");
+                    }
+                    break;
+                }
+            }
+        }
+        let _ = self.cmds.send(Cmd::Input(Input::Disconnected { conn }));
+        // The writer ends once the engine task drops its sender too.
+        drop(reader_outbox);
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+
+    /// Closes a connection for a reason found by the socket reader rather than the engine.
+    fn close_from_reader(&self, conn: ConnId, outbox: &mpsc::Sender<Out>, code: u16, reason: &'static str) {
+        let _ = self.cmds.send(Cmd::Input(Input::Disconnected { conn }));
+        let _ = outbox.try_send(Out::CloseWith(code, reason));
+    }
+}
+
+fn close_code_for(reason: &CloseReason) -> u16 {
+    match reason {
+        CloseReason::Oversized { .. } => close_code::SIZE,
+        CloseReason::Refused { .. } => close_code::POLICY,
+        CloseReason::StorageFailure(_) => close_code::AGAIN,
+        CloseReason::Left => close_code::NORMAL,
+        _ => close_code::PROTOCOL,
+    }
+}
+
+/// What the peer is told: a category, never the details we log.
+fn short_reason(reason: &CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Malformed(_) => "malformed frame",
+        CloseReason::Oversized { .. } => "message too big",
+        CloseReason::NotJoined(_) | CloseReason::RepeatedHandshake => "handshake required",
+        CloseReason::UnsupportedVersion(_) => "unsupported protocol version",
+        CloseReason::SenderMismatch { .. } | CloseReason::WrongTarget(_) => "bad peer id",
+        CloseReason::BadSyncMessage { .. } => "bad sync message",
+        CloseReason::Refused { .. } => "refused",
+        CloseReason::PeerError(_) | CloseReason::Left => "bye",
+        CloseReason::HandshakeTimeout(_) => "handshake timeout",
+        CloseReason::StorageFailure(_) => "storage failure, retry",
+    }
+}
+
+fn refused_reason(reason: &CloseReason) -> Option<RefusedReason> {
+    match reason {
+        CloseReason::Malformed(_) | CloseReason::BadSyncMessage { .. } => Some(RefusedReason::Malformed),
+        CloseReason::Oversized { .. } => Some(RefusedReason::TooLarge),
+        CloseReason::NotJoined(_)
+        | CloseReason::RepeatedHandshake
+        | CloseReason::UnsupportedVersion(_)
+        | CloseReason::SenderMismatch { .. }
+        | CloseReason::WrongTarget(_)
+        | CloseReason::HandshakeTimeout(_) => Some(RefusedReason::Protocol),
+        CloseReason::Refused { .. } => Some(RefusedReason::Forbidden),
+        CloseReason::PeerError(_) | CloseReason::Left | CloseReason::StorageFailure(_) => None,
+    }
+}
+
+/// The engine task's state.
+struct Runner {
+    engine: Engine<RelayAccess>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    writes: mpsc::UnboundedSender<Write>,
+    conns: HashMap<ConnId, mpsc::Sender<Out>>,
+    started: Instant,
+}
+
+impl Runner {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Cmd::Connected { conn, principal, outbox } => {
+                    self.conns.insert(conn, outbox);
+                    let input = Input::Connected { conn, direction: Direction::Inbound, principal };
+                    self.handle(input);
+                }
+                Cmd::Input(input) => {
+                    if let Input::Disconnected { conn } = &input {
+                        self.conns.remove(conn);
+                    }
+                    self.handle(input);
+                }
+                Cmd::Shutdown(done) => {
+                    for (_, outbox) in self.conns.drain() {
+                        let _ = outbox.try_send(Out::Close(CloseReason::Left));
+                    }
+                    // Dropping `self` closes the write queue; the writer finishes what is queued.
+                    drop(self);
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn handle(&mut self, input: Input<Principal>) {
+        let effects = self.engine.handle(self.now(), input);
+        self.apply(effects);
+        self.metrics.set_documents_in_memory(self.engine.documents_in_memory());
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { conn, bytes } => {
+                    let Some(outbox) = self.conns.get(&conn) else { continue };
+                    if outbox.try_send(Out::Frame(bytes)).is_err() {
+                        // A peer that does not read its frames is cut off rather than let the
+                        // relay's memory grow; it resyncs when it reconnects.
+                        tracing::warn!(%conn, "closing: peer too slow to read");
+                        self.conns.remove(&conn);
+                        let _ = self.cmds.send(Cmd::Input(Input::Disconnected { conn }));
+                    }
+                }
+                Effect::Close { conn, reason } => {
+                    tracing::warn!(%conn, %reason, "closing connection");
+                    if let Some(r) = refused_reason(&reason) {
+                        self.metrics.frame_refused(r);
+                    }
+                    if let Some(outbox) = self.conns.remove(&conn) {
+                        let _ = outbox.try_send(Out::Close(reason));
+                    }
+                }
+                Effect::Load { doc } => {
+                    let (store, cmds) = (self.store.clone(), self.cmds.clone());
+                    tokio::spawn(async move {
+                        let input = match store.load(doc).await {
+                            Ok(chunks) => Input::Loaded { doc, chunks },
+                            Err(e) => {
+                                tracing::error!(%doc, error = %e, "loading a document failed");
+                                Input::LoadFailed { doc, error: e.to_string() }
+                            }
+                        };
+                        let _ = cmds.send(Cmd::Input(input));
+                    });
+                }
+                Effect::Write { doc, write, batch } => {
+                    let _ = self.writes.send(Write { doc, write, batch });
+                }
+                Effect::PeerReady { conn, peer } => tracing::info!(%conn, %peer, "peer joined"),
+                Effect::StorageFailed { doc, error } => tracing::error!(%doc, %error, "storage failed"),
+                Effect::CorruptChunks { doc, keys } => {
+                    tracing::error!(%doc, ?keys, "stored chunks do not load; left in place");
+                }
+                Effect::DocReady { .. }
+                | Effect::DocChanged { .. }
+                | Effect::Persisted { .. }
+                | Effect::DocUnavailable { .. }
+                | Effect::Ephemeral { .. } => {}
+            }
+        }
+    }
+}
+
+/// Carries out writes one at a time, in order, and reports each back once durable.
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    cmds: mpsc::UnboundedSender<Cmd>,
+) {
+    while let Some(Write { doc, write, batch }) = rx.recv().await {
+        let input = match store.write(doc, batch).await {
+            Ok(()) => Input::Written { doc, write },
+            Err(e) => {
+                tracing::error!(%doc, error = %e, "write failed");
+                Input::WriteFailed { doc, write, error: e.to_string() }
+            }
+        };
+        let _ = cmds.send(Cmd::Input(input));
+    }
+}
