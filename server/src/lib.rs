@@ -15,7 +15,9 @@
 //! - [`relay`]: runs the shared sync engine against sockets and the store.
 //! - [`client`]: a native client on the same engine (tests, load generator).
 
+pub mod client;
 pub mod config;
+mod engine_io;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -17,14 +17,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use chibo_shared::ids::{DocumentId, PeerId};
-use chibo_shared::storage::WriteBatch;
-use chibo_shared::sync::{
-    Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role, WriteId,
-};
+use chibo_shared::sync::{Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::engine_io::{Write, spawn_load, write_loop};
 use crate::metrics::{Metrics, RefusedReason};
 use crate::store::Store;
 
@@ -94,12 +92,6 @@ enum Out {
     CloseWith(u16, &'static str),
 }
 
-struct Write {
-    doc: DocumentId,
-    write: WriteId,
-    batch: WriteBatch,
-}
-
 /// A running relay. Cheap to share behind an `Arc`.
 pub struct Relay {
     cmds: mpsc::UnboundedSender<Cmd>,
@@ -116,7 +108,10 @@ impl Relay {
         let mut config = EngineConfig::new(Role::Relay, options.peer_id);
         config.max_message_bytes = options.max_message_bytes;
         let engine = Engine::new(config, RelayAccess);
-        let writer = tokio::spawn(write_loop(store.clone(), write_rx, cmds.clone()));
+        let report = cmds.clone();
+        let writer = tokio::spawn(write_loop(store.clone(), write_rx, move |input| {
+            let _ = report.send(Cmd::Input(input));
+        }));
         let runner = Runner {
             engine,
             store,
@@ -364,15 +359,8 @@ impl Runner {
                     }
                 }
                 Effect::Load { doc } => {
-                    let (store, cmds) = (self.store.clone(), self.cmds.clone());
-                    tokio::spawn(async move {
-                        let input = match store.load(doc).await {
-                            Ok(chunks) => Input::Loaded { doc, chunks },
-                            Err(e) => {
-                                tracing::error!(%doc, error = %e, "loading a document failed");
-                                Input::LoadFailed { doc, error: e.to_string() }
-                            }
-                        };
+                    let cmds = self.cmds.clone();
+                    spawn_load(self.store.clone(), doc, move |input| {
                         let _ = cmds.send(Cmd::Input(input));
                     });
                 }
@@ -391,23 +379,5 @@ impl Runner {
                 | Effect::Ephemeral { .. } => {}
             }
         }
-    }
-}
-
-/// Carries out writes one at a time, in order, and reports each back once durable.
-async fn write_loop(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::UnboundedReceiver<Write>,
-    cmds: mpsc::UnboundedSender<Cmd>,
-) {
-    while let Some(Write { doc, write, batch }) = rx.recv().await {
-        let input = match store.write(doc, batch).await {
-            Ok(()) => Input::Written { doc, write },
-            Err(e) => {
-                tracing::error!(%doc, error = %e, "write failed");
-                Input::WriteFailed { doc, write, error: e.to_string() }
-            }
-        };
-        let _ = cmds.send(Cmd::Input(input));
     }
 }
