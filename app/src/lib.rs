@@ -61,10 +61,13 @@ pub fn App() -> impl IntoView {
 fn Local(state: LocalState) -> impl IntoView {
     let (persisted, text) = match state.persistence {
         Persistence::Persisted => ("persisted", "Bộ nhớ trên máy đã mở (IndexedDB), được lưu bền vững."),
-        Persistence::BestEffort => {
-            ("best-effort", "Bộ nhớ trên máy đã mở (IndexedDB), nhưng trình duyệt có thể xoá khi thiếu dung lượng.")
+        Persistence::BestEffort => (
+            "best-effort",
+            "Bộ nhớ trên máy đã mở (IndexedDB), nhưng trình duyệt có thể xoá khi thiếu dung lượng.",
+        ),
+        Persistence::Unsupported => {
+            ("unsupported", "Bộ nhớ trên máy đã mở (IndexedDB); trình duyệt không hỗ trợ lưu bền vững.")
         }
-        Persistence::Unsupported => ("unsupported", "Bộ nhớ trên máy đã mở (IndexedDB); trình duyệt không hỗ trợ lưu bền vững."),
     };
     let empty = state.documents.is_empty();
     view! {
@@ -87,7 +90,9 @@ fn Local(state: LocalState) -> impl IntoView {
 
 fn storage_error_text(e: &StorageError) -> String {
     match e {
-        StorageError::Unavailable => "Trình duyệt này không có bộ nhớ IndexedDB (chế độ ẩn danh?).".to_owned(),
+        StorageError::Unavailable => {
+            "Trình duyệt này không có bộ nhớ IndexedDB (chế độ ẩn danh?).".to_owned()
+        }
         StorageError::QuotaExceeded => "Bộ nhớ của máy đã đầy.".to_owned(),
         other => format!("Không mở được bộ nhớ trên máy: {other}"),
     }

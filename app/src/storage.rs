@@ -8,12 +8,12 @@
 
 use chibo_shared::ids::DocumentId;
 use chibo_shared::storage::{Chunk, ChunkKey, ChunkKind, WriteBatch};
+use indexed_db_futures::KeyRange;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::error::{DomException, Error as IdbError, OpenDbError, UnexpectedDataError};
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
-use indexed_db_futures::KeyRange;
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -218,7 +218,10 @@ pub async fn request_persistence() -> Persistence {
     }
 }
 
-fn upgrade(event: indexed_db_futures::database::VersionChangeEvent, db: Database) -> indexed_db_futures::Result<()> {
+fn upgrade(
+    event: indexed_db_futures::database::VersionChangeEvent,
+    db: Database,
+) -> indexed_db_futures::Result<()> {
     // Versions are small integers stored as f64; truncation is exact.
     if (event.old_version() as u32) < 1 {
         db.create_object_store(CHUNKS).build()?;
@@ -241,7 +244,8 @@ fn document_range(doc: DocumentId) -> KeyRange<JsValue> {
 
 fn parse_key(key: &JsValue) -> Result<(DocumentId, ChunkKey), StorageError> {
     let corrupt = |reason| StorageError::Corrupt { key: format!("{key:?}"), reason };
-    let parts = key.dyn_ref::<Array>().filter(|a| a.length() == 3).ok_or_else(|| corrupt("not a 3-part key"))?;
+    let parts =
+        key.dyn_ref::<Array>().filter(|a| a.length() == 3).ok_or_else(|| corrupt("not a 3-part key"))?;
     let text = |i| parts.get(i).as_string().ok_or_else(|| corrupt("key part is not text"));
     let doc = text(0)?.parse().map_err(|_| corrupt("bad document id"))?;
     let kind = ChunkKind::parse(&text(1)?).ok_or_else(|| corrupt("unknown chunk kind"))?;

@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ROOT};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ROOT, ReadDoc};
 use chibo_app::storage::IdbStore;
 use chibo_shared::ids::DocumentId;
-use chibo_shared::storage::{load_chunks, Chunk, ChunkKey, ChunkKind, StoredChunks, WriteBatch};
+use chibo_shared::storage::{Chunk, ChunkKey, ChunkKind, StoredChunks, WriteBatch, load_chunks};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);

@@ -60,7 +60,14 @@ pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
             "--enable-reference-types",
             "--enable-multivalue",
         ];
-        run_cmd(command(tools::wasm_opt(root)).arg("-Oz").args(features).arg(&bindgen_wasm).arg("-o").arg(&optimised))?;
+        run_cmd(
+            command(tools::wasm_opt(root))
+                .arg("-Oz")
+                .args(features)
+                .arg(&bindgen_wasm)
+                .arg("-o")
+                .arg(&optimised),
+        )?;
         std::fs::rename(&optimised, &bindgen_wasm)?;
     }
 
@@ -95,7 +102,11 @@ pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
     }
     let urls: Vec<String> = precache.iter().map(|n| format!("/{n}")).collect();
     let sw = std::fs::read_to_string(statics.join("sw.js"))?;
-    let sw = replace_once(&sw, "\"__CACHE_VERSION__\"", &format!("\"{}\"", &hex::encode(version.finalize())[..16]))?;
+    let sw = replace_once(
+        &sw,
+        "\"__CACHE_VERSION__\"",
+        &format!("\"{}\"", &hex::encode(version.finalize())[..16]),
+    )?;
     let sw = replace_once(&sw, "[\"__PRECACHE__\"]", &serde_json::to_string(&urls)?)?;
     std::fs::write(dist.join("sw.js"), sw)?;
 
@@ -178,4 +189,26 @@ fn clean_dir(dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_must_be_present() {
+        assert_eq!(replace_once("a {{x}} b", "{{x}}", "1").unwrap(), "a 1 b");
+        assert!(replace_once("a {{x}} {{x}}", "{{x}}", "1").is_err());
+        assert!(replace_once("a", "{{x}}", "1").is_err());
+        assert_eq!(replace_all("{{x}}{{x}}", "{{x}}", "1").unwrap(), "11");
+        assert!(replace_all("a", "{{x}}", "1").is_err());
+    }
+
+    #[test]
+    fn hashed_names_follow_content() {
+        assert_eq!(short_hash(b"a"), short_hash(b"a"));
+        assert_ne!(short_hash(b"a"), short_hash(b"b"));
+        assert_eq!(short_hash(b"").len(), 16);
+    }
 }

@@ -72,8 +72,10 @@ fn run(root: &Path) -> Result<()> {
 fn test(root: &Path) -> Result<()> {
     let phases: [(&str, &dyn Fn() -> Result<()>); 4] = [
         ("ensure tools", &|| tools::ensure(root)),
-        ("native tests", &|| cargo(&["test", "--workspace", "--exclude", "chibo-app"])),
-        ("browser tests", &|| cargo(&["test", "-p", "chibo-app", "--target", app::WASM_TARGET])),
+        ("native tests", &|| cargo(&["test", "--workspace", "--exclude", "chibo-app", "--no-fail-fast"])),
+        ("browser tests", &|| {
+            cargo(&["test", "-p", "chibo-app", "--target", app::WASM_TARGET, "--no-fail-fast"])
+        }),
         ("app build", &|| app::build(root, app::Mode::Release).map(drop)),
     ];
     let mut report = Vec::new();

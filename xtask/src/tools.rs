@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::{command, output_of, run_cmd};
 
@@ -51,18 +51,23 @@ pub(crate) fn wasm_opt(root: &Path) -> PathBuf {
 /// The `wasm-bindgen` version `Cargo.lock` resolved.
 fn wasm_bindgen_version(root: &Path) -> Result<String> {
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    locked_version(&lock, "wasm-bindgen").context("Cargo.lock has no wasm-bindgen package")
+}
+
+/// The version of package `name` in a `Cargo.lock` (the first, if several are locked).
+fn locked_version(lock: &str, name: &str) -> Option<String> {
+    let wanted = format!("name = \"{name}\"");
     let mut in_package = false;
-    for line in lock.lines() {
-        match line.trim() {
-            "[[package]]" => in_package = false,
-            "name = \"wasm-bindgen\"" => in_package = true,
-            l if in_package && l.starts_with("version = ") => {
-                return Ok(l.trim_start_matches("version = ").trim_matches('"').to_owned());
-            }
-            _ => {}
+    for line in lock.lines().map(str::trim) {
+        if line == "[[package]]" {
+            in_package = false;
+        } else if line == wanted {
+            in_package = true;
+        } else if let Some(version) = line.strip_prefix("version = ").filter(|_| in_package) {
+            return Some(version.trim_matches('"').to_owned());
         }
     }
-    bail!("Cargo.lock has no wasm-bindgen package")
+    None
 }
 
 /// PATH for child processes, with `$CARGO_HOME/bin` first: `cargo install` puts binaries there
@@ -78,4 +83,26 @@ pub(crate) fn child_path() -> &'static OsStr {
         let rest = std::env::split_paths(&path).filter(|p| *p != bin);
         std::env::join_paths(std::iter::once(bin.clone()).chain(rest)).unwrap_or(path)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locked_version;
+
+    #[test]
+    fn the_locked_version_is_read_from_the_named_package_only() {
+        let lock = r#"
+[[package]]
+name = "wasm-bindgen-futures"
+version = "0.4.57"
+
+[[package]]
+name = "wasm-bindgen"
+version = "0.2.130"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+"#;
+        assert_eq!(locked_version(lock, "wasm-bindgen").as_deref(), Some("0.2.130"));
+        assert_eq!(locked_version(lock, "wasm-bindgen-futures").as_deref(), Some("0.4.57"));
+        assert_eq!(locked_version(lock, "wasm"), None);
+    }
 }
