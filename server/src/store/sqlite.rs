@@ -113,6 +113,26 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+
+    /// Applies many documents' batches in one transaction: all land or none do, with one commit
+    /// (one fsync) for the lot. For seeding a store fast (imports, tests); the relay writes one
+    /// document at a time through [`Store::write`].
+    pub async fn write_many(&self, batches: Vec<(DocumentId, WriteBatch)>) -> Result<(), StoreError> {
+        batches.iter().try_for_each(|(_, batch)| check_batch(batch))?;
+        let inner = self.inner.clone();
+        blocking(move || {
+            let err = classify(&inner.path);
+            let mut conn = inner.writer();
+            let tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+            for (doc, batch) in batches.iter().filter(|(_, b)| !b.is_empty()) {
+                apply_batch(&tx, *doc, batch).map_err(&err)?;
+            }
+            // Dropping `tx` on an error above rolls every batch back.
+            tx.commit().map_err(&err)
+        })
+        .await
+    }
 }
 
 impl Inner {
@@ -191,6 +211,29 @@ fn classify_error(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Applies one document's batch inside `tx` (the caller commits, or drops `tx` to roll back).
+fn apply_batch(tx: &rusqlite::Transaction<'_>, doc: DocumentId, batch: &WriteBatch) -> rusqlite::Result<()> {
+    let mut put =
+        tx.prepare_cached("INSERT OR REPLACE INTO chunks (doc, kind, name, data) VALUES (?1, ?2, ?3, ?4)")?;
+    for c in &batch.puts {
+        put.execute(params![doc.as_bytes(), c.key.kind.as_str(), c.key.name, c.bytes])?;
+    }
+    let mut delete = tx.prepare_cached("DELETE FROM chunks WHERE doc = ?1 AND kind = ?2 AND name = ?3")?;
+    for k in &batch.deletes {
+        delete.execute(params![doc.as_bytes(), k.kind.as_str(), k.name])?;
+    }
+    let any_left: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM chunks WHERE doc = ?1)")?
+        .query_row(params![doc.as_bytes()], |r| r.get(0))?;
+    let sql = if any_left {
+        "INSERT OR IGNORE INTO documents (doc) VALUES (?1)"
+    } else {
+        "DELETE FROM documents WHERE doc = ?1"
+    };
+    tx.prepare_cached(sql)?.execute(params![doc.as_bytes()])?;
+    Ok(())
+}
+
 fn doc_from_row(bytes: Vec<u8>) -> Result<DocumentId, StoreError> {
     let got = bytes.len();
     <[u8; 16]>::try_from(bytes)
@@ -239,33 +282,7 @@ impl Store for SqliteStore {
             // IMMEDIATE takes the write lock up front, so a busy database fails before any work.
             let tx =
                 conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-            {
-                let mut put = tx
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO chunks (doc, kind, name, data) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    .map_err(&err)?;
-                for c in &batch.puts {
-                    put.execute(params![doc.as_bytes(), c.key.kind.as_str(), c.key.name, c.bytes])
-                        .map_err(&err)?;
-                }
-                let mut delete = tx
-                    .prepare_cached("DELETE FROM chunks WHERE doc = ?1 AND kind = ?2 AND name = ?3")
-                    .map_err(&err)?;
-                for k in &batch.deletes {
-                    delete.execute(params![doc.as_bytes(), k.kind.as_str(), k.name]).map_err(&err)?;
-                }
-                let any_left: bool = tx
-                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM chunks WHERE doc = ?1)")
-                    .and_then(|mut s| s.query_row(params![doc.as_bytes()], |r| r.get(0)))
-                    .map_err(&err)?;
-                let sql = if any_left {
-                    "INSERT OR IGNORE INTO documents (doc) VALUES (?1)"
-                } else {
-                    "DELETE FROM documents WHERE doc = ?1"
-                };
-                tx.prepare_cached(sql).and_then(|mut s| s.execute(params![doc.as_bytes()])).map_err(&err)?;
-            }
+            apply_batch(&tx, doc, &batch).map_err(&err)?;
             // Dropping `tx` on an error above rolls the whole batch back.
             tx.commit().map_err(&err)
         })
@@ -397,6 +414,46 @@ mod tests {
         assert!(err.to_string().contains("storage is full"), "{err}");
         // Nothing of the failed batch landed: not the put that fitted, not the delete.
         assert_eq!(store.load(doc_id(1)).await.expect("load"), vec![small]);
+    }
+
+    #[tokio::test]
+    async fn sqlite_write_many_lands_every_document_in_one_transaction_or_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let batches: Vec<(DocumentId, WriteBatch, Automerge)> = (1..=3u8)
+            .map(|n| {
+                let mut doc = Automerge::new();
+                let chunk = edit(&mut doc, "n", i64::from(n));
+                (doc_id(n), WriteBatch { puts: vec![chunk], deletes: vec![] }, doc)
+            })
+            .collect();
+        let empty = (doc_id(9), WriteBatch::default());
+        store
+            .write_many(batches.iter().map(|(id, b, _)| (*id, b.clone())).chain([empty]).collect())
+            .await
+            .expect("write_many");
+        // Read back through a separate connection (a fresh store on the same file).
+        let reopened = open(&dir);
+        for (id, _, doc) in &batches {
+            let loaded = testing::load_doc(&reopened, *id).await;
+            assert_eq!(loaded.get_heads(), doc.get_heads(), "{id}");
+        }
+        assert_eq!(reopened.list_documents().await.expect("list"), vec![doc_id(1), doc_id(2), doc_id(3)]);
+
+        // A batch that does not fit rolls back the whole call, batches before it included.
+        let pages: u32 =
+            store.inner.writer().pragma_query_value(None, "page_count", |r| r.get(0)).expect("pages");
+        store.inner.writer().pragma_update(None, "max_page_count", pages + 2).expect("cap");
+        let mut doc = Automerge::new();
+        let fits = WriteBatch { puts: vec![edit(&mut doc, "x", 1)], deletes: vec![] };
+        let big = Chunk { key: ChunkKey::incremental(b"big"), bytes: vec![7u8; 64 * 1024] };
+        let err = store
+            .write_many(vec![(doc_id(4), fits), (doc_id(5), WriteBatch { puts: vec![big], deletes: vec![] })])
+            .await
+            .expect_err("must not fit");
+        assert!(matches!(err, StoreError::Full), "{err:?}");
+        assert!(store.load(doc_id(4)).await.expect("load").is_empty());
+        assert_eq!(store.document_count().await.expect("count"), 3);
     }
 
     #[tokio::test]
