@@ -1,1 +1,10 @@
-//! One integration-test binary.
+//! The one integration-test binary: the real relay on real sockets with native clients.
+//!
+//! Every test binds `127.0.0.1:0`, keeps its data in temporary directories, and waits on
+//! conditions (a client's state, a process's output), never on the clock.
+
+mod durability;
+mod harness;
+mod lazy_load;
+mod malformed;
+mod offline;
