@@ -20,7 +20,7 @@ use chibo_shared::ids::{DocumentId, PeerId};
 use chibo_shared::sync::{Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::engine_io::{Write, spawn_load, write_loop};
 use crate::metrics::{Metrics, RefusedReason};
@@ -79,9 +79,17 @@ impl RelayOptions {
 
 /// What the engine task is told.
 enum Cmd {
-    Connected { conn: ConnId, principal: Principal, outbox: mpsc::Sender<Out> },
+    Connected { conn: ConnId, principal: Principal, outbox: Outbox },
     Input(Input<Principal>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// The engine task's way to one connection's writer.
+struct Outbox {
+    frames: mpsc::Sender<Out>,
+    /// Cuts the connection off when `frames` is full: the writer is then stuck on a socket the
+    /// peer does not read, so a close queued behind it would never be sent.
+    writer: AbortHandle,
 }
 
 /// What a connection's writer is told.
@@ -165,12 +173,9 @@ impl Relay {
         let _open = self.metrics.connection_opened();
         let (outbox, mut outbox_rx) = mpsc::channel(OUTBOX_FRAMES);
         let reader_outbox = outbox.clone();
-        if self.cmds.send(Cmd::Connected { conn, principal, outbox }).is_err() {
-            return; // shutting down
-        }
         let (mut sink, mut stream) = socket.split();
         let metrics = self.metrics.clone();
-        let writer = tokio::spawn(async move {
+        let mut writer = tokio::spawn(async move {
             while let Some(out) = outbox_rx.recv().await {
                 let msg = match out {
                     Out::Frame(bytes) => {
@@ -197,7 +202,26 @@ impl Relay {
             }
             let _ = sink.close().await;
         });
-        while let Some(frame) = stream.next().await {
+        let outbox = Outbox { frames: outbox, writer: writer.abort_handle() };
+        if self.cmds.send(Cmd::Connected { conn, principal, outbox }).is_err() {
+            writer.abort();
+            return; // shutting down
+        }
+        let mut writer_done = false;
+        loop {
+            let frame = tokio::select! {
+                frame = stream.next() => frame,
+                ended = &mut writer, if !writer_done => {
+                    writer_done = true;
+                    // Aborted by the engine task: stop reading too, so the socket closes and the
+                    // peer notices (and reconnects) instead of being left open and ignored.
+                    if ended.is_err_and(|e| e.is_cancelled()) {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(frame) = frame else { break };
             match frame {
                 Ok(Message::Binary(bytes)) => {
                     self.metrics.message_in(bytes.len());
@@ -236,7 +260,9 @@ impl Relay {
         let _ = self.cmds.send(Cmd::Input(Input::Disconnected { conn }));
         // The writer ends once the engine task drops its sender too.
         drop(reader_outbox);
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        if !writer_done {
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        }
     }
 
     /// Closes a connection for a reason found by the socket reader rather than the engine.
@@ -294,7 +320,7 @@ struct Runner {
     metrics: Arc<Metrics>,
     cmds: mpsc::UnboundedSender<Cmd>,
     writes: mpsc::UnboundedSender<Write>,
-    conns: HashMap<ConnId, mpsc::Sender<Out>>,
+    conns: HashMap<ConnId, Outbox>,
     started: Instant,
 }
 
@@ -315,7 +341,9 @@ impl Runner {
                 }
                 Cmd::Shutdown(done) => {
                     for (_, outbox) in self.conns.drain() {
-                        let _ = outbox.try_send(Out::Close(CloseReason::Left));
+                        if outbox.frames.try_send(Out::Close(CloseReason::Left)).is_err() {
+                            outbox.writer.abort();
+                        }
                     }
                     // Dropping `self` closes the write queue; the writer finishes what is queued.
                     drop(self);
@@ -341,11 +369,13 @@ impl Runner {
             match effect {
                 Effect::Send { conn, bytes } => {
                     let Some(outbox) = self.conns.get(&conn) else { continue };
-                    if outbox.try_send(Out::Frame(bytes)).is_err() {
+                    if outbox.frames.try_send(Out::Frame(bytes)).is_err() {
                         // A peer that does not read its frames is cut off rather than let the
                         // relay's memory grow; it resyncs when it reconnects.
                         tracing::warn!(%conn, "closing: peer too slow to read");
-                        self.conns.remove(&conn);
+                        if let Some(outbox) = self.conns.remove(&conn) {
+                            outbox.writer.abort();
+                        }
                         let _ = self.cmds.send(Cmd::Input(Input::Disconnected { conn }));
                     }
                 }
@@ -355,7 +385,7 @@ impl Runner {
                         self.metrics.frame_refused(r);
                     }
                     if let Some(outbox) = self.conns.remove(&conn) {
-                        let _ = outbox.try_send(Out::Close(reason));
+                        let _ = outbox.frames.try_send(Out::Close(reason));
                     }
                 }
                 Effect::Load { doc } => {

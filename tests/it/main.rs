@@ -8,3 +8,4 @@ mod harness;
 mod lazy_load;
 mod malformed;
 mod offline;
+mod slow_peer;
