@@ -210,7 +210,8 @@ pub enum Effect {
         doc: DocumentId,
         conn: ConnId,
     },
-    /// An ephemeral message for the application (presence, cursors).
+    /// An ephemeral message for the application (presence, cursors); `from` is the peer that
+    /// first sent it, which a relay passes on unchanged.
     Ephemeral {
         doc: DocumentId,
         from: PeerId,

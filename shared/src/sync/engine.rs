@@ -49,6 +49,13 @@ enum ConnState {
     Ready { remote: PeerId },
 }
 
+/// Who first sent an ephemeral message; a relay passes it on under these.
+struct Origin {
+    sender: PeerId,
+    session: String,
+    count: u64,
+}
+
 /// A sync message that arrived while its document was loading.
 struct Queued {
     conn: ConnId,
@@ -348,7 +355,11 @@ impl<A: Access> Engine<A> {
             | Message::Ephemeral { sender, target, .. } => (sender.clone(), target.clone()),
             _ => return, // ignored message kinds
         };
-        if sender != remote {
+        // Ephemeral messages travel with their originator's `senderId`: automerge-repo forwards
+        // them unchanged (a JS client even echoes the relay's forwards back to it), and JS
+        // presence tells peers apart by that field. Everything else must come from the peer itself.
+        let forwarded = matches!(msg, Message::Ephemeral { .. });
+        if sender != remote && !forwarded {
             return self.close(conn, CloseReason::SenderMismatch { expected: remote, got: sender });
         }
         if target != self.config.peer_id {
@@ -361,17 +372,17 @@ impl<A: Access> Engine<A> {
                 self.out.push(Effect::DocUnavailable { doc: document, conn });
             }
             Message::Ephemeral { document, session, count, data, .. } => {
-                if !self.may_read(conn, &document) {
+                if !self.may_read(conn, &document) || sender == self.config.peer_id {
                     return;
                 }
-                let last = self.ephemeral_seen.entry((sender.clone(), session)).or_insert(0);
+                let last = self.ephemeral_seen.entry((sender.clone(), session.clone())).or_insert(0);
                 if count <= *last && *last != 0 {
-                    return; // a repeat
+                    return; // a repeat, such as a peer echoing what we forwarded to it
                 }
                 *last = count;
-                self.out.push(Effect::Ephemeral { doc: document, from: sender, data: data.clone() });
+                self.out.push(Effect::Ephemeral { doc: document, from: sender.clone(), data: data.clone() });
                 if self.config.role == Role::Relay {
-                    self.forward_ephemeral(document, Some(conn), data);
+                    self.forward_ephemeral(document, Some((conn, Origin { sender, session, count })), data);
                 }
             }
             _ => {}
@@ -382,24 +393,34 @@ impl<A: Access> Engine<A> {
         self.conns.get(&conn).is_some_and(|c| self.access.may_read(&c.principal, doc))
     }
 
-    fn forward_ephemeral(&mut self, doc: DocumentId, from: Option<ConnId>, data: Vec<u8>) {
+    /// Sends `data` to every peer of `doc` that may read it: our own message, or (relay) one that
+    /// arrived on a connection, passed on unchanged to everyone but the connection and its sender.
+    fn forward_ephemeral(&mut self, doc: DocumentId, from: Option<(ConnId, Origin)>, data: Vec<u8>) {
         let Some(d) = self.docs.get(&doc) else { return };
+        let (from_conn, origin) = from.unzip();
         let targets: Vec<(ConnId, PeerId)> = d
             .peers
             .keys()
-            .filter(|c| Some(**c) != from)
+            .filter(|c| Some(**c) != from_conn)
             .filter_map(|c| match &self.conns.get(c)?.state {
                 ConnState::Ready { remote } if self.may_read(*c, &doc) => Some((*c, remote.clone())),
                 _ => None,
             })
+            .filter(|(_, remote)| origin.as_ref().is_none_or(|o| o.sender != *remote))
             .collect();
         for (conn, remote) in targets {
-            self.ephemeral_count += 1;
+            let (sender, session, count) = match &origin {
+                Some(o) => (o.sender.clone(), o.session.clone(), o.count),
+                None => {
+                    self.ephemeral_count += 1;
+                    (self.config.peer_id.clone(), self.ephemeral_session.clone(), self.ephemeral_count)
+                }
+            };
             let msg = Message::Ephemeral {
-                sender: self.config.peer_id.clone(),
+                sender,
                 target: remote,
-                count: self.ephemeral_count,
-                session: self.ephemeral_session.clone(),
+                count,
+                session,
                 document: doc,
                 data: data.clone(),
             };

@@ -271,6 +271,85 @@ fn protocol_violations_close_only_the_offending_connection() {
 }
 
 #[test]
+fn relay_passes_ephemeral_messages_on_under_their_sender_and_drops_echoes() {
+    // automerge-repo keeps an ephemeral message's `senderId`, `sessionId` and `count` when it
+    // forwards one (JS presence tells peers apart by `senderId`), and a JS client forwards what
+    // the relay sends it back to the relay.
+    let relay = PeerId::new("relay").expect("id");
+    let mut e = Engine::new(EngineConfig::new(Role::Relay, relay.clone()), OpenAccess);
+    let doc = doc_id(7);
+    let peer = |s: &str| PeerId::new(s).expect("id");
+    let mut empty_sync = automerge::sync::State::new();
+    let hello = automerge::sync::SyncDoc::generate_sync_message(&Automerge::new(), &mut empty_sync)
+        .expect("a first message")
+        .encode();
+    for (n, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let conn = ConnId(n as u64);
+        e.handle(0, Input::Connected { conn, direction: Direction::Inbound, principal: () });
+        let join =
+            wire::Message::Join { sender: peer(name), supported_versions: vec!["1".into()], metadata: None };
+        e.handle(0, Input::Frame { conn, bytes: join.encode() });
+        let sync = wire::Message::Sync {
+            sender: peer(name),
+            target: relay.clone(),
+            document: doc,
+            data: hello.clone(),
+        };
+        for fx in e.handle(0, Input::Frame { conn, bytes: sync.encode() }) {
+            if let Effect::Load { doc } = fx {
+                e.handle(0, Input::Loaded { doc, chunks: vec![] });
+            }
+        }
+    }
+    let ephemeral = |from: ConnId, sender: &str, count: u64, data: u8| Input::Frame {
+        conn: from,
+        bytes: wire::Message::Ephemeral {
+            sender: peer(sender),
+            target: relay.clone(),
+            count,
+            session: format!("{sender}-session"),
+            document: doc,
+            data: vec![data],
+        }
+        .encode(),
+    };
+    let sent = |fx: Vec<Effect>| -> Vec<(ConnId, wire::Message)> {
+        assert!(!fx.iter().any(|f| matches!(f, Effect::Close { .. })), "{fx:?}");
+        fx.into_iter()
+            .filter_map(|f| match f {
+                Effect::Send { conn, bytes } => Some((conn, wire::Message::decode(&bytes).expect("decodes"))),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let out = sent(e.handle(0, ephemeral(ConnId(0), "a", 1, 42)));
+    let mut got: Vec<_> = out
+        .iter()
+        .map(|(conn, m)| match m {
+            wire::Message::Ephemeral { sender, target, count, session, document, data } => {
+                assert_eq!((sender.as_str(), *count, session.as_str()), ("a", 1, "a-session"));
+                assert_eq!((document, data.as_slice()), (&doc, [42].as_slice()));
+                (*conn, target.as_str().to_owned())
+            }
+            other => panic!("not ephemeral: {other:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, [(ConnId(1), "b".to_owned()), (ConnId(2), "c".to_owned())]);
+
+    // b echoes a's message back: a repeat, dropped without closing b.
+    assert!(sent(e.handle(0, ephemeral(ConnId(1), "a", 1, 42))).is_empty());
+    // A forwarded message is never sent to the connection of its original sender either.
+    let out = sent(e.handle(0, ephemeral(ConnId(2), "a", 2, 43)));
+    assert_eq!(out.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [ConnId(1)]);
+    // Sync messages must still come from the connection's own peer.
+    let spoof = wire::Message::Sync { sender: peer("a"), target: relay.clone(), document: doc, data: hello };
+    let fx = e.handle(0, Input::Frame { conn: ConnId(1), bytes: spoof.encode() });
+    assert!(fx.iter().any(|f| matches!(f, Effect::Close { reason: CloseReason::SenderMismatch { .. }, .. })));
+}
+
+#[test]
 fn compaction_keeps_every_change_on_disk() {
     let mut net = Network::new(6);
     let relay = net.add_node(Role::Relay);
