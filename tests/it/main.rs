@@ -5,6 +5,7 @@
 
 mod durability;
 mod harness;
+mod interop;
 mod lazy_load;
 mod malformed;
 mod offline;
