@@ -59,7 +59,8 @@ fn run(root: &Path) -> Result<()> {
     tools::ensure(root)?;
     let dist = app::build(root, app::Mode::Release)?;
     let data = Path::new("chibo-data");
-    let server = ["run", "--release", "-p", "chibo-server", "--", "--data", "./chibo-data"];
+    let server =
+        ["run", "--release", "-p", "chibo-server", "--bin", "chibo-server", "--", "--data", "./chibo-data"];
     if !data.join("chibo.sqlite3").exists() {
         cargo(&[&server[..], &["init", "--demo"]].concat())?;
     }
