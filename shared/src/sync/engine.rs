@@ -56,7 +56,7 @@ struct Origin {
     count: u64,
 }
 
-/// A sync message that arrived while its document was loading.
+/// A sync message that arrived while its document was loading or being written.
 struct Queued {
     conn: ConnId,
     is_request: bool,
@@ -65,6 +65,10 @@ struct Queued {
 
 struct Doc {
     loading: Option<Vec<Queued>>,
+    /// Sync messages held back while a change write is in flight: a document takes in remote
+    /// changes only between writes, so after every write the peers hear what is now durable
+    /// before more changes arrive (no peer waits forever under a steady stream).
+    deferred: Vec<Queued>,
     am: Automerge,
     stored: StoredChunks,
     /// Heads covered by writes already issued.
@@ -84,6 +88,17 @@ struct Doc {
 struct PeerDoc {
     sync: automerge::sync::State,
     sent_any: bool,
+    /// The heads we last actually told this peer. automerge records a peer's "heads equal to
+    /// ours, no changes" as if we had told them our heads; but while durability holds our reply
+    /// back, they have not heard them, and a peer waiting for our acknowledgement would wait
+    /// forever. Restored after every receive so the reply still goes out.
+    told_heads: Vec<ChangeHash>,
+}
+
+impl PeerDoc {
+    fn new() -> Self {
+        Self { sync: automerge::sync::State::new(), sent_any: false, told_heads: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +120,7 @@ impl Doc {
     fn loading(opened: bool, seed: Option<Vec<u8>>) -> Self {
         Self {
             loading: Some(Vec::new()),
+            deferred: Vec::new(),
             am: Automerge::new(),
             stored: StoredChunks::default(),
             issued_heads: Vec::new(),
@@ -253,6 +269,7 @@ impl<A: Access> Engine<A> {
                 if let Some(queue) = &mut d.loading {
                     queue.retain(|q| q.conn != conn);
                 }
+                d.deferred.retain(|q| q.conn != conn);
             }
             self.maybe_evict(doc);
         }
@@ -338,9 +355,7 @@ impl<A: Access> Engine<A> {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         c.docs.insert(doc);
         if let Some(d) = self.docs.get_mut(&doc) {
-            d.peers
-                .entry(conn)
-                .or_insert_with(|| PeerDoc { sync: automerge::sync::State::new(), sent_any: false });
+            d.peers.entry(conn).or_insert_with(PeerDoc::new);
         }
         self.flush(doc);
     }
@@ -461,36 +476,39 @@ impl<A: Access> Engine<A> {
             self.out.push(Effect::Load { doc });
             Doc::loading(false, None)
         });
+        let queued = Queued { conn, is_request, message };
+        let hold = d.change_write_in_flight() && !d.storage_broken;
         match &mut d.loading {
-            Some(queue) => queue.push(Queued { conn, is_request, message }),
-            None => self.apply_sync(conn, doc, is_request, message),
+            Some(queue) => queue.push(queued),
+            None if hold => d.deferred.push(queued),
+            None => self.apply_sync(doc, vec![queued]),
         }
     }
 
-    fn apply_sync(
-        &mut self,
-        conn: ConnId,
-        doc: DocumentId,
-        is_request: bool,
-        message: automerge::sync::Message,
-    ) {
-        let Some(d) = self.docs.get_mut(&doc) else { return };
-        let peer = d
-            .peers
-            .entry(conn)
-            .or_insert_with(|| PeerDoc { sync: automerge::sync::State::new(), sent_any: false });
-        let before = d.am.get_heads();
-        if let Err(e) = d.am.receive_sync_message(&mut peer.sync, message) {
-            return self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() });
+    /// Applies sync messages to a loaded document, then writes and syncs what changed once.
+    fn apply_sync(&mut self, doc: DocumentId, batch: Vec<Queued>) {
+        let mut changed = false;
+        for Queued { conn, is_request, message } in batch {
+            if !self.conns.contains_key(&conn) {
+                continue;
+            }
+            let Some(d) = self.docs.get_mut(&doc) else { return };
+            let peer = d.peers.entry(conn).or_insert_with(PeerDoc::new);
+            let before = d.am.get_heads();
+            if let Err(e) = d.am.receive_sync_message(&mut peer.sync, message) {
+                self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() });
+                continue;
+            }
+            peer.sync.last_sent_heads.clone_from(&peer.told_heads);
+            let heads = d.am.get_heads();
+            changed |= heads != before;
+            if is_request && heads.is_empty() && self.config.role == Role::Relay {
+                self.send_unavailable(conn, doc);
+            }
         }
-        let changed = d.am.get_heads() != before;
-        let empty = d.am.get_heads().is_empty();
         if changed {
             self.out.push(Effect::DocChanged { doc });
             self.schedule_write(doc);
-        }
-        if is_request && empty && self.config.role == Role::Relay {
-            self.send_unavailable(conn, doc);
         }
         self.flush(doc);
     }
@@ -512,6 +530,7 @@ impl<A: Access> Engine<A> {
                 continue; // nothing to offer: their request was answered with doc-unavailable
             }
             if let Some(m) = d.am.generate_sync_message(&mut peer.sync) {
+                peer.told_heads.clone_from(&m.heads);
                 let data = m.encode();
                 let (sender, target, document) = (self.config.peer_id.clone(), remote.clone(), doc);
                 let msg = if !relay && empty && !peer.sent_any {
@@ -612,11 +631,7 @@ impl<A: Access> Engine<A> {
         if let Some(seed) = seed {
             self.apply_seed(doc, &seed);
         }
-        for q in queue {
-            if self.conns.contains_key(&q.conn) {
-                self.apply_sync(q.conn, doc, q.is_request, q.message);
-            }
-        }
+        self.apply_sync(doc, queue);
         if opened && self.config.role == Role::Client {
             let ready: Vec<ConnId> = self
                 .conns
@@ -692,7 +707,18 @@ impl<A: Access> Engine<A> {
             self.out.push(Effect::Write { doc, write: id, batch });
         }
         self.flush(doc);
+        self.take_deferred(doc);
         self.maybe_evict(doc);
+    }
+
+    /// Peers have heard everything durable; take in what they sent meanwhile.
+    fn take_deferred(&mut self, doc: DocumentId) {
+        if let Some(d) = self.docs.get_mut(&doc) {
+            let deferred = std::mem::take(&mut d.deferred);
+            if !deferred.is_empty() {
+                self.apply_sync(doc, deferred);
+            }
+        }
     }
 
     fn on_write_failed(&mut self, doc: DocumentId, write: WriteId, error: String) {
@@ -721,6 +747,7 @@ impl<A: Access> Engine<A> {
                 d.write_wanted = false;
                 d.storage_broken = true;
                 self.flush(doc);
+                self.take_deferred(doc);
             }
         }
     }
@@ -730,11 +757,13 @@ impl<A: Access> Engine<A> {
         if self.config.role != Role::Relay {
             return;
         }
-        if self
-            .docs
-            .get(&doc)
-            .is_some_and(|d| d.peers.is_empty() && d.loading.is_none() && d.writes.is_empty() && !d.write_wanted)
-        {
+        if self.docs.get(&doc).is_some_and(|d| {
+            d.peers.is_empty()
+                && d.loading.is_none()
+                && d.deferred.is_empty()
+                && d.writes.is_empty()
+                && !d.write_wanted
+        }) {
             self.docs.remove(&doc);
         }
     }
