@@ -1,6 +1,7 @@
 //! The pinned external tools: wasm-bindgen-cli at exactly the version in `Cargo.lock` (the CLI
 //! and the library must match), wasm-opt from npm `binaryen` (Debian's is too old to read what
-//! rustc emits), and the wasm32 target.
+//! rustc emits), the wasm32 target, and the JS automerge-repo client for the interop tests
+//! (`tests/js`, from its `package-lock.json`).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,14 @@ pub(crate) fn ensure(root: &Path) -> Result<()> {
         let prefix = root.join(".tools");
         run_cmd(command("npm").args(["install", "--prefix"]).arg(&prefix).arg(BINARYEN))
             .context("npm (Node.js) is needed to install binaryen's wasm-opt")?;
+    }
+
+    // The interop tests drive the real JS automerge-repo client (versions pinned by the lock file).
+    let js = root.join("tests/js");
+    if !js.join("node_modules/@automerge/automerge-repo").is_dir() {
+        println!("tests/js: installing the JS automerge-repo client with npm ci");
+        run_cmd(command("npm").args(["ci", "--no-audit", "--no-fund", "--prefix"]).arg(&js))
+            .context("npm (Node.js) is needed for the JS interop tests")?;
     }
 
     let targets = output_of(command("rustup").args(["target", "list", "--installed"]));
