@@ -118,13 +118,40 @@ pub fn demo_branch() -> DemoBranch {
     build().expect("demo branch from fixed data")
 }
 
+/// The demo branch's id.
+pub fn demo_branch_id() -> BranchId {
+    BranchId::from_bytes(fixed_bytes("branch"))
+}
+
+/// The demo forum's id.
+pub fn demo_forum_id() -> ForumId {
+    ForumId::from_bytes(fixed_bytes("forum"))
+}
+
+fn member_id(label: &str) -> MemberId {
+    MemberId::from_bytes(fixed_bytes(&format!("member/{label}")))
+}
+
+/// The path of every demo document, in the order of [`DemoBranch::paths`], without building any
+/// document: what a client needs to open the demo branch cheaply.
+pub fn demo_paths() -> Vec<DocPath> {
+    let (branch, forum) = (demo_branch_id(), demo_forum_id());
+    let mut paths = vec![DocPath::BranchProfile { branch }, DocPath::Forum { branch, forum }];
+    for (label, _, _) in ROSTER {
+        let member = member_id(label);
+        paths.push(DocPath::SelfAssessment { branch, forum, member });
+        paths.push(DocPath::PersonalPlan { branch, member, year: PLAN_YEAR });
+    }
+    paths
+}
+
 fn build() -> Result<DemoBranch, SchemaError> {
-    let branch = BranchId::from_bytes(fixed_bytes("branch"));
-    let forum_id = ForumId::from_bytes(fixed_bytes("forum"));
+    let branch = demo_branch_id();
+    let forum_id = demo_forum_id();
     let roster: Vec<DemoMember> = ROSTER
         .iter()
         .map(|(label, name, role)| DemoMember {
-            id: MemberId::from_bytes(fixed_bytes(&format!("member/{label}"))),
+            id: member_id(label),
             name: (*name).to_owned(),
             role: *role,
             actor: ActorId::from(fixed_bytes(&format!("actor/{label}"))),

@@ -1,7 +1,7 @@
 //! The demo branch: every document hydrates, and two builds are identical.
 
 use super::read;
-use crate::schema::demo::{DemoRole, demo_branch};
+use crate::schema::demo::{DemoRole, demo_branch, demo_branch_id, demo_forum_id, demo_paths};
 use crate::schema::*;
 
 #[test]
@@ -61,4 +61,14 @@ fn demo_branch_is_deterministic() {
         assert_eq!(doc_a.get_heads(), doc_b.get_heads(), "{id_a}");
         assert_eq!(doc_a.save(), doc_b.save(), "{id_a}");
     }
+}
+
+#[test]
+fn demo_paths_name_the_demo_documents_without_building_them() {
+    let demo = demo_branch();
+    assert_eq!(demo_paths(), demo.paths);
+    assert_eq!(demo_paths(), demo_paths());
+    assert_eq!((demo_branch_id(), demo_forum_id()), (demo.branch, demo.forum));
+    assert_eq!(demo_paths()[0], DocPath::BranchProfile { branch: demo.branch });
+    assert_eq!(demo_paths()[1], DocPath::Forum { branch: demo.branch, forum: demo.forum });
 }
