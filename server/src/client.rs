@@ -16,7 +16,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::engine_io::{Write, spawn_load, write_loop};
+use crate::engine_io::StoreIo;
 use crate::store::Store;
 
 /// What can go wrong for a client.
@@ -54,9 +54,7 @@ impl WireStats {
 /// The engine's side of the client.
 pub struct Inner {
     engine: Engine<OpenAccess>,
-    store: Arc<dyn Store>,
-    writes: mpsc::UnboundedSender<Write>,
-    cmds: mpsc::UnboundedSender<Cmd>,
+    io: StoreIo<()>,
     conns: HashMap<ConnId, mpsc::UnboundedSender<Message>>,
     /// The latest connection (a client talks to one relay at a time).
     current: Option<ConnId>,
@@ -105,14 +103,8 @@ impl Inner {
                     }
                     self.events.push(Effect::Close { conn, reason });
                 }
-                Effect::Load { doc } => {
-                    let cmds = self.cmds.clone();
-                    spawn_load(self.store.clone(), doc, move |input| {
-                        let _ = cmds.send(Cmd::Input(input));
-                    });
-                }
-                Effect::Write { doc, write, batch } => {
-                    let _ = self.writes.send(Write { doc, write, batch });
+                io @ (Effect::Load { .. } | Effect::Write { .. }) => {
+                    let _ = self.io.carry_out(io);
                 }
                 other => self.events.push(other),
             }
@@ -165,16 +157,17 @@ impl Client {
     /// Starts a client on `store` with its device actor.
     pub fn start(store: Arc<dyn Store>, peer_id: PeerId, actor: automerge::ActorId) -> Self {
         let (cmds, mut rx) = mpsc::unbounded_channel::<Cmd>();
-        let (writes, write_rx) = mpsc::unbounded_channel();
+        let report = cmds.clone();
+        let (io, _writer) = StoreIo::start(store, move |input| {
+            let _ = report.send(Cmd::Input(input));
+        });
         let (version_tx, version) = watch::channel(0u64);
         let stats = Arc::new(WireStats::default());
         let mut config = EngineConfig::new(Role::Client, peer_id);
         config.actor = Some(actor);
         let mut inner = Inner {
             engine: Engine::new(config, OpenAccess),
-            store: store.clone(),
-            writes,
-            cmds: cmds.clone(),
+            io,
             conns: HashMap::new(),
             current: None,
             next_conn: 0,
@@ -182,10 +175,6 @@ impl Client {
             stats: stats.clone(),
             events: Vec::new(),
         };
-        let report = cmds.clone();
-        tokio::spawn(write_loop(store, write_rx, move |input| {
-            let _ = report.send(Cmd::Input(input));
-        }));
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
                 match cmd {

@@ -22,7 +22,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::engine_io::{Write, spawn_load, write_loop};
+use crate::engine_io::StoreIo;
 use crate::metrics::{Metrics, RefusedReason};
 use crate::store::Store;
 
@@ -112,20 +112,18 @@ impl Relay {
     /// Starts the engine and writer tasks. Stored documents are loaded only when asked for.
     pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, options: RelayOptions) -> Arc<Self> {
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
-        let (writes, write_rx) = mpsc::unbounded_channel();
         let mut config = EngineConfig::new(Role::Relay, options.peer_id);
         config.max_message_bytes = options.max_message_bytes;
         let engine = Engine::new(config, RelayAccess);
         let report = cmds.clone();
-        let writer = tokio::spawn(write_loop(store.clone(), write_rx, move |input| {
+        let (io, writer) = StoreIo::start(store, move |input| {
             let _ = report.send(Cmd::Input(input));
-        }));
+        });
         let runner = Runner {
             engine,
-            store,
+            io,
             metrics: metrics.clone(),
             cmds: cmds.clone(),
-            writes,
             conns: HashMap::new(),
             started: Instant::now(),
         };
@@ -316,10 +314,9 @@ fn refused_reason(reason: &CloseReason) -> Option<RefusedReason> {
 /// The engine task's state.
 struct Runner {
     engine: Engine<RelayAccess>,
-    store: Arc<dyn Store>,
+    io: StoreIo<Principal>,
     metrics: Arc<Metrics>,
     cmds: mpsc::UnboundedSender<Cmd>,
-    writes: mpsc::UnboundedSender<Write>,
     conns: HashMap<ConnId, Outbox>,
     started: Instant,
 }
@@ -388,14 +385,8 @@ impl Runner {
                         let _ = outbox.frames.try_send(Out::Close(reason));
                     }
                 }
-                Effect::Load { doc } => {
-                    let cmds = self.cmds.clone();
-                    spawn_load(self.store.clone(), doc, move |input| {
-                        let _ = cmds.send(Cmd::Input(input));
-                    });
-                }
-                Effect::Write { doc, write, batch } => {
-                    let _ = self.writes.send(Write { doc, write, batch });
+                io @ (Effect::Load { .. } | Effect::Write { .. }) => {
+                    let _ = self.io.carry_out(io);
                 }
                 Effect::PeerReady { conn, peer } => tracing::info!(%conn, %peer, "peer joined"),
                 Effect::StorageFailed { doc, error } => tracing::error!(%doc, %error, "storage failed"),
