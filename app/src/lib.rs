@@ -1,99 +1,94 @@
-//! chibo's web app: a Leptos CSR shell, installable as a PWA, that keeps documents in IndexedDB.
+//! chibo's web app: a Leptos CSR app, installable as a PWA, that keeps documents in IndexedDB and
+//! syncs them with the relay, offline first.
 //!
-//! Vietnamese first. Only [`storage`] touches IndexedDB; pages and components are views over
-//! what it returns and never build storage keys themselves.
+//! Vietnamese first. Only [`storage`] touches IndexedDB and only [`sync`] touches the socket;
+//! pages and components are views over what they return and never build storage keys or automerge
+//! field names themselves (those live in `chibo_shared::schema`).
 //!
 //! # Layout
-//! - [`App`]: the shell (title, storage status, documents on this device).
+//! - [`App`]: the shell: header, navigation, the sync status bar and the routes.
+//! - [`pages`]: one file per page: `/` the branch, `/dien-dan` the forum and its minutes,
+//!   `/tai-lieu` the documents on this device.
+//! - [`components`]: views several pages use (the sync status bar).
+//! - [`sync`]: the shared sync engine driven over a WebSocket to the relay; reactive status.
 //! - [`storage`]: the IndexedDB chunk store ([`storage::IdbStore`]) and persistence request.
+//! - [`edit`]: textarea edits as character splices (pure, tested in the browser).
 //! - `static/` (not Rust): `index.html`, `sw.js`, the manifest and icons; `cargo xtask build-app`
 //!   turns them into `app/dist/` with hashed asset names.
 
 use chibo_shared::ids::DocumentId;
+use chibo_shared::schema::demo::{demo_branch_id, demo_forum_id};
+use chibo_shared::schema::{DocKind, DocPath, genesis_change_bytes};
 use leptos::prelude::*;
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::path;
 
+pub mod components;
+pub mod edit;
+pub mod pages;
 pub mod storage;
+pub mod sync;
 
-use storage::{IdbStore, Persistence, StorageError};
+use components::SyncStatusBar;
+use pages::{DocumentsPage, ForumPage, HomePage, NotFound};
+use sync::SyncHandle;
 
-/// What the shell shows about local storage once it is open.
-#[derive(Debug, Clone)]
-struct LocalState {
-    persistence: Persistence,
-    documents: Vec<DocumentId>,
+/// The branch the app shows and the documents it opens on start. Today that is the demo branch
+/// `chibo-server init --demo` stores; enrolment will name the member's own branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Branch {
+    pub profile: DocumentId,
+    pub forum: DocumentId,
 }
 
-async fn open_local() -> Result<LocalState, StorageError> {
-    let store = IdbStore::open().await?;
-    let documents = store.list_documents().await?;
-    store.close();
-    let persistence = storage::request_persistence().await;
-    Ok(LocalState { persistence, documents })
+impl Branch {
+    pub fn demo() -> Self {
+        let (branch, forum) = (demo_branch_id(), demo_forum_id());
+        Self {
+            profile: DocPath::BranchProfile { branch }.document_id(),
+            forum: DocPath::Forum { branch, forum }.document_id(),
+        }
+    }
+
+    /// The documents to open on start, each with its kind's genesis change: on an offline first
+    /// start the pages still have the documents' structure to show and edit, and what is typed
+    /// merges with the relay's copy later (both start from the same genesis).
+    fn seeded_documents(&self) -> Vec<(DocumentId, Option<Vec<u8>>)> {
+        vec![
+            (self.profile, Some(genesis_change_bytes(DocKind::BranchProfile))),
+            (self.forum, Some(genesis_change_bytes(DocKind::Forum))),
+        ]
+    }
 }
 
-/// The app shell.
+/// The app: starts sync, then routes.
 #[component]
 pub fn App() -> impl IntoView {
-    let local = LocalResource::new(open_local);
+    let branch = Branch::demo();
+    let sync = SyncHandle::start(branch.seeded_documents());
+    provide_context(branch);
+    provide_context(sync);
+    leptos::task::spawn_local(async {
+        storage::request_persistence().await;
+    });
     view! {
-        <header>
-            <h1 data-testid="app-title">"chibo — Diễn đàn chi bộ"</h1>
-        </header>
-        <main>
-            <Suspense fallback=|| view! { <p data-testid="storage-status">"Đang mở bộ nhớ trên máy…"</p> }>
-                {move || Suspend::new(async move {
-                    match local.await {
-                        Ok(state) => view! { <Local state /> }.into_any(),
-                        Err(e) => view! {
-                            <p data-testid="storage-status" data-state="error" role="alert">
-                                {storage_error_text(&e)}
-                            </p>
-                        }
-                        .into_any(),
-                    }
-                })}
-            </Suspense>
-        </main>
-    }
-}
-
-#[component]
-fn Local(state: LocalState) -> impl IntoView {
-    let (persisted, text) = match state.persistence {
-        Persistence::Persisted => ("persisted", "Bộ nhớ trên máy đã mở (IndexedDB), được lưu bền vững."),
-        Persistence::BestEffort => (
-            "best-effort",
-            "Bộ nhớ trên máy đã mở (IndexedDB), nhưng trình duyệt có thể xoá khi thiếu dung lượng.",
-        ),
-        Persistence::Unsupported => {
-            ("unsupported", "Bộ nhớ trên máy đã mở (IndexedDB); trình duyệt không hỗ trợ lưu bền vững.")
-        }
-    };
-    let empty = state.documents.is_empty();
-    view! {
-        <p data-testid="storage-status" data-state="open" data-persisted=persisted>{text}</p>
-        <section>
-            <h2>"Tài liệu trên máy này"</h2>
-            <Show when=move || empty>
-                <p data-testid="no-documents">"Chưa có tài liệu nào."</p>
-            </Show>
-            <ul data-testid="document-list">
-                {state
-                    .documents
-                    .into_iter()
-                    .map(|doc| view! { <li data-testid="document" data-document-id=doc.to_string()>{doc.to_string()}</li> })
-                    .collect_view()}
-            </ul>
-        </section>
-    }
-}
-
-fn storage_error_text(e: &StorageError) -> String {
-    match e {
-        StorageError::Unavailable => {
-            "Trình duyệt này không có bộ nhớ IndexedDB (chế độ ẩn danh?).".to_owned()
-        }
-        StorageError::QuotaExceeded => "Bộ nhớ của máy đã đầy.".to_owned(),
-        other => format!("Không mở được bộ nhớ trên máy: {other}"),
+        <Router>
+            <header>
+                <h1 data-testid="app-title">"chibo — Diễn đàn chi bộ"</h1>
+                <nav>
+                    <A href="/">"Chi bộ"</A>
+                    <A href="/dien-dan">"Diễn đàn"</A>
+                    <A href="/tai-lieu">"Tài liệu trên máy"</A>
+                </nav>
+                <SyncStatusBar />
+            </header>
+            <main>
+                <Routes fallback=|| view! { <NotFound /> }>
+                    <Route path=path!("/") view=HomePage />
+                    <Route path=path!("/dien-dan") view=ForumPage />
+                    <Route path=path!("/tai-lieu") view=DocumentsPage />
+                </Routes>
+            </main>
+        </Router>
     }
 }
