@@ -30,8 +30,8 @@ pub fn DocumentsPage() -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
     let local = LocalResource::new(open_local);
     // Saving a document for the first time adds it to the list.
+    let branch = expect_context::<Branch>();
     let refresh = Memo::new(move |_| {
-        let branch = expect_context::<Branch>();
         sync.track(branch.profile);
         sync.track(branch.forum);
         (sync.doc_sync(branch.profile).saved, sync.doc_sync(branch.forum).saved)

@@ -28,8 +28,12 @@ pub fn HomePage() -> impl IntoView {
         None => "Đang mở…".to_owned(),
     };
     let known = move || profile.get().is_some_and(|p| !p.name.is_empty());
-    let roster =
-        move || profile.get().map(|p| p.display_names.into_iter().collect::<Vec<_>>()).unwrap_or_default();
+    let roster = move || {
+        let mut names: Vec<(String, String)> =
+            profile.get().map(|p| p.display_names.into_iter().collect()).unwrap_or_default();
+        names.sort_by(|(_, a), (_, b)| vietnamese_order(a, b));
+        names
+    };
     view! {
         <section>
             <h2 data-testid="branch-name">{name}</h2>
@@ -79,4 +83,13 @@ fn kind_label(kind: BranchKind) -> &'static str {
         BranchKind::AgencyOrUnit => "Chi bộ cơ quan, đơn vị",
         BranchKind::Enterprise => "Chi bộ doanh nghiệp",
     }
+}
+
+/// Vietnamese roster order: by given name (the last word), then by the whole name, with the
+/// browser's Vietnamese collation (so "Đức" sorts after "Dung", not after "Z").
+fn vietnamese_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |name: &str| format!("{} {name}", name.rsplit(' ').next().unwrap_or(name));
+    let locales = js_sys::Array::of1(&"vi".into());
+    let order = js_sys::JsString::from(key(a)).locale_compare(&key(b), &locales, &js_sys::Object::new());
+    order.cmp(&0)
 }
