@@ -61,7 +61,7 @@ pub fn ForumPage() -> impl IntoView {
                 <For
                     each=sessions
                     key=|s| s.id.clone()
-                    children=|s| view! { <li>{format!("Ngày {}, lúc {}, tại {}", s.date, s.starts_at, s.place)}</li> }
+                    children=|s| view! { <li>{format!("Ngày {}, lúc {}, tại {}", vietnamese_date(&s.date), s.starts_at, s.place)}</li> }
                 />
             </ul>
         </Show>
@@ -91,6 +91,14 @@ pub fn ForumPage() -> impl IntoView {
             </details>
         </Show>
         <MinutesEditor doc />
+    }
+}
+
+/// `YYYY-MM-DD` as Vietnamese write dates, `DD/MM/YYYY`; anything else as it is.
+fn vietnamese_date(iso: &str) -> String {
+    match iso.split('-').collect::<Vec<_>>().as_slice() {
+        [y, m, d] => format!("{d}/{m}/{y}"),
+        _ => iso.to_owned(),
     }
 }
 
