@@ -15,6 +15,9 @@ use crate::harness::{Device, RelayProcess, TIMEOUT, append_text, change_hashes, 
 const CHANGES: u64 = 1_000;
 /// The relay is killed once it has acknowledged at least this many of the stream's changes.
 const KILL_AFTER: u64 = 200;
+/// The stream holds here until the relay has been killed, so the kill always falls mid-stream,
+/// however slowly the relay's acknowledgements arrive on a loaded machine.
+const HOLD_AT: u64 = 400;
 
 /// How many of `actor`'s changes `heads` cover. The writer's changes form one chain (each
 /// depends on the one before), so that is the highest sequence number among the heads.
@@ -58,10 +61,17 @@ async fn relay_killed_mid_stream_keeps_every_acknowledged_change() -> anyhow::Re
     writer.client.open(doc, Some(genesis_change_bytes(DocKind::Forum))).await?;
     writer.client.connect(&relay.url()).await?;
 
+    let (killed_tx, killed_rx) = tokio::sync::oneshot::channel::<()>();
     let streamer = {
         let (client, actor) = (writer.client.clone(), writer.actor.clone());
+        let mut killed_rx = Some(killed_rx);
         tokio::spawn(async move {
             for i in 1..=CHANGES {
+                if i == HOLD_AT {
+                    if let Some(rx) = killed_rx.take() {
+                        rx.await.context("the test ended before the kill")?;
+                    }
+                }
                 client.change(doc, move |d| append_text(d, &ForumText::Minutes, &format!("{i} "))).await??;
                 // Like an editor showing "saved": each change waits for the device's disk. Without
                 // this the client coalesces the whole stream into a few writes and sends it at the
@@ -89,6 +99,7 @@ async fn relay_killed_mid_stream_keeps_every_acknowledged_change() -> anyhow::Re
     let (acked_heads, killed) =
         writer.client.with(move |inner| (inner.relay_heads(&doc), relay.kill())).await?;
     killed?;
+    let _ = killed_tx.send(());
     let acked_heads = acked_heads.context("the relay's heads were gone before the kill")?;
     let acked: BTreeSet<ChangeHash> =
         writer.client.read(doc, move |d| d.fork_at(&acked_heads).map(|f| change_hashes(&f))).await??;
