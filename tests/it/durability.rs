@@ -67,10 +67,8 @@ async fn relay_killed_mid_stream_keeps_every_acknowledged_change() -> anyhow::Re
         let mut killed_rx = Some(killed_rx);
         tokio::spawn(async move {
             for i in 1..=CHANGES {
-                if i == HOLD_AT {
-                    if let Some(rx) = killed_rx.take() {
-                        rx.await.context("the test ended before the kill")?;
-                    }
+                if let Some(rx) = killed_rx.take_if(|_| i == HOLD_AT) {
+                    rx.await.context("the test ended before the kill")?;
                 }
                 client.change(doc, move |d| append_text(d, &ForumText::Minutes, &format!("{i} "))).await??;
                 // Like an editor showing "saved": each change waits for the device's disk. Without
