@@ -1,22 +1,36 @@
-//! `chibo-test-relay <data-dir>`: the real relay (`chibo_server::http::run`) on `127.0.0.1:0`.
+//! `chibo-test-relay <data-dir> [<listen-addr> [<app-dir>]]`: the real relay
+//! (`chibo_server::http::run`), on `127.0.0.1:0` unless told an address, serving the built app
+//! from `<app-dir>` if given.
 //!
 //! Prints `listening <addr>` on stdout once bound and serves until killed. The integration tests
 //! run it as a child process where the relay must die abruptly (`SIGKILL`), which an in-process
-//! relay cannot do.
+//! relay cannot do; the browser test restarts it on the address it printed, so the pages' origin
+//! stays the same.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use chibo_server::config::ServeConfig;
 
+const USAGE: &str = "usage: chibo-test-relay <data-dir> [<listen-addr> [<app-dir>]]";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let data: PathBuf = std::env::args_os().nth(1).context("usage: chibo-test-relay <data-dir>")?.into();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding 127.0.0.1:0")?;
+    let mut args = std::env::args_os().skip(1);
+    let data: PathBuf = args.next().context(USAGE)?.into();
+    let listen: SocketAddr = match args.next() {
+        Some(addr) => addr.to_str().and_then(|a| a.parse().ok()).context(USAGE)?,
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let app_dir = args.next().map(PathBuf::from);
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let mut config = ServeConfig::new(data);
     config.listen = addr;
+    config.app_dir = app_dir;
     // Connections made before `run` accepts wait in the listen backlog, so printing now is safe.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening {addr}").context("writing the address")?;

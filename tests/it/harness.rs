@@ -106,10 +106,22 @@ pub(crate) struct RelayProcess {
 impl RelayProcess {
     /// Starts `chibo-test-relay` on `data` and waits for its `listening <addr>` line.
     pub(crate) async fn spawn(data: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(data, &[]).await
+    }
+
+    /// Starts `chibo-test-relay` on `data` listening on `listen` (`127.0.0.1:0` for any free
+    /// port), serving the built app from `app_dir`.
+    pub(crate) async fn serve_app(data: &Path, listen: SocketAddr, app_dir: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(data, &[listen.to_string().into(), app_dir.into()]).await
+    }
+
+    async fn spawn_with(data: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<Self> {
         let data = data.to_path_buf();
+        let args = args.to_vec();
         tokio::task::spawn_blocking(move || {
             let mut child = Command::new(env!("CARGO_BIN_EXE_chibo-test-relay"))
                 .arg(&data)
+                .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
@@ -137,6 +149,10 @@ impl RelayProcess {
 
     pub(crate) fn url(&self) -> String {
         sync_url(self.addr)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `SIGKILL`s the relay (no shutdown, no flush) and reaps it.

@@ -88,7 +88,7 @@ async fn two_clients_edit_minutes_offline_and_a_third_edits_its_plan() -> anyhow
         assert!(minutes.contains(&secretary_text), "secretary's words lost: {minutes:?}");
         assert_eq!(
             minutes.chars().count(),
-            (HEADING.to_owned() + &clerk_text + &secretary_text).chars().count()
+            HEADING.chars().count() + clerk_text.chars().count() + secretary_text.chars().count()
         );
     }
 

@@ -24,7 +24,8 @@ commands:
   ensure-tools      check/install wasm-bindgen-cli (Cargo.lock's version), wasm-opt, the wasm32 target
   build-app [--dev] build the web app into app/dist/ (--dev: debug build, no wasm-opt)
   run               build the app, create ./chibo-data with the demo branch if missing, serve on 127.0.0.1:8080
-  test              every test: native workspace tests, browser storage tests, then the app build";
+  test              every test: native workspace tests, browser storage tests, the app build, then
+                    the end-to-end browser test (CHIBO_E2E=1; needs chromium and chromedriver)";
 
 fn main() -> std::process::ExitCode {
     match run_command(std::env::args().skip(1).collect()) {
@@ -71,13 +72,26 @@ fn run(root: &Path) -> Result<()> {
 
 /// `cargo xtask test`: every phase runs; the exit status fails if any did.
 fn test(root: &Path) -> Result<()> {
-    let phases: [(&str, &dyn Fn() -> Result<()>); 4] = [
+    let phases: [(&str, &dyn Fn() -> Result<()>); 5] = [
         ("ensure tools", &|| tools::ensure(root)),
         ("native tests", &|| cargo(&["test", "--workspace", "--exclude", "chibo-app", "--no-fail-fast"])),
         ("browser tests", &|| {
             cargo(&["test", "-p", "chibo-app", "--target", app::WASM_TARGET, "--no-fail-fast"])
         }),
         ("app build", &|| app::build(root, app::Mode::Release).map(drop)),
+        // The browser test needs the app just built; `CHIBO_E2E=1` makes it run (and fail if
+        // chromedriver, Chromium or app/dist is missing) instead of skipping.
+        ("end-to-end", &|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            run_cmd(command(cargo).env("CHIBO_E2E", "1").args([
+                "test",
+                "-p",
+                "chibo-tests",
+                "--test",
+                "it",
+                "e2e",
+            ]))
+        }),
     ];
     let mut report = Vec::new();
     for (i, (name, phase)) in phases.iter().enumerate() {
