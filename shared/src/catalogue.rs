@@ -108,12 +108,7 @@ pub enum CatalogueError {
 /// A catalogue of manifestations (id, version, groups, items, degree scale). Immutable once built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue {
-    id: String,
-    version: String,
-    document_number: String,
-    document_date: String,
-    title: String,
-    scale_status: ScaleStatus,
+    header: Header,
     groups: Vec<Group>,
     degrees: Vec<Degree>,
     items: Vec<Item>,
@@ -166,7 +161,7 @@ struct File {
     item: Vec<Item>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Header {
     id: String,
@@ -191,23 +186,16 @@ impl Catalogue {
     /// Parses and validates a catalogue in the format of `shared/data/catalogue-nq04-27.toml`.
     pub fn from_toml(s: &str) -> Result<Catalogue, CatalogueError> {
         let file: File = toml::from_str(s)?;
-        let catalogue = Catalogue {
-            id: file.catalogue.id,
-            version: file.catalogue.version,
-            document_number: file.catalogue.document_number,
-            document_date: file.catalogue.document_date,
-            title: file.catalogue.title,
-            scale_status: file.catalogue.scale_status,
-            groups: file.group,
-            degrees: file.degree,
-            items: file.item,
-        };
+        let catalogue =
+            Catalogue { header: file.catalogue, groups: file.group, degrees: file.degree, items: file.item };
         catalogue.validate()?;
         Ok(catalogue)
     }
 
     fn validate(&self) -> Result<(), CatalogueError> {
-        for (name, value) in [("id", &self.id), ("version", &self.version), ("title", &self.title)] {
+        for (name, value) in
+            [("id", &self.header.id), ("version", &self.header.version), ("title", &self.header.title)]
+        {
             if value.trim().is_empty() {
                 return Err(CatalogueError::EmptyField(name));
             }
@@ -278,7 +266,7 @@ impl Catalogue {
     /// macOS produce) does, and would then compare and search differently.
     fn validate_nfc(&self) -> Result<(), CatalogueError> {
         let decomposed = |s: &str| s.chars().any(|c| ('\u{0300}'..='\u{036F}').contains(&c));
-        let mut fields: Vec<(String, &str)> = vec![("catalogue title".into(), self.title.as_str())];
+        let mut fields: Vec<(String, &str)> = vec![("catalogue title".into(), self.header.title.as_str())];
         fields.extend(self.groups.iter().map(|g| (format!("group {} title", g.code), g.title.as_str())));
         fields.extend(self.degrees.iter().map(|d| (format!("degree {} label", d.code), d.label.as_str())));
         for item in &self.items {
@@ -295,28 +283,28 @@ impl Catalogue {
     }
 
     pub fn id(&self) -> &str {
-        &self.id
+        &self.header.id
     }
 
     /// The version string recorded in every self-assessment made against this catalogue.
     pub fn version(&self) -> &str {
-        &self.version
+        &self.header.version
     }
 
     pub fn document_number(&self) -> &str {
-        &self.document_number
+        &self.header.document_number
     }
 
     pub fn document_date(&self) -> &str {
-        &self.document_date
+        &self.header.document_date
     }
 
     pub fn title(&self) -> &str {
-        &self.title
+        &self.header.title
     }
 
     pub fn scale_status(&self) -> ScaleStatus {
-        self.scale_status
+        self.header.scale_status
     }
 
     /// Groups in order (A, B, C).
