@@ -107,7 +107,7 @@ fn two_clients_converge_through_the_relay_with_both_offline_edits() {
     let t = text(net.doc(a, &doc).expect("loaded"));
     assert!(t.contains("alpha ") && t.contains("beta "), "{t:?}");
     assert_eq!(text(net.doc(b, &doc).expect("loaded")), t);
-    // The relay evicted the document once both left? No: both are still connected.
+    // Both are still connected, so the relay keeps the document in memory.
     assert_eq!(net.node(relay).engine.documents_in_memory(), 1);
 }
 
