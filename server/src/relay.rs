@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use chibo_shared::ids::{DocumentId, PeerId};
-use chibo_shared::sync::{Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role};
+use chibo_shared::sync::{Access, IncomingChange, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -51,12 +51,7 @@ impl Access for RelayAccess {
         matches!(who, Principal::Dev)
     }
 
-    fn check_sync(
-        &self,
-        who: &Principal,
-        _doc: &DocumentId,
-        _message: &automerge::sync::Message,
-    ) -> Result<(), String> {
+    fn may_write(&self, who: &Principal, _doc: &DocumentId, _changes: &[IncomingChange]) -> Result<(), String> {
         match who {
             Principal::Dev => Ok(()),
         }

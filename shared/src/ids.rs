@@ -88,6 +88,19 @@ opaque_id!(
     "branch"
 );
 opaque_id!(
+    /// A unit of the party organisation: an upper-level committee or a branch. A branch's unit id
+    /// has the same bytes as its [`BranchId`].
+    UnitId,
+    "unit"
+);
+
+impl From<BranchId> for UnitId {
+    fn from(branch: BranchId) -> Self {
+        UnitId(*branch.as_bytes())
+    }
+}
+
+opaque_id!(
     /// A person on a branch's roster.
     MemberId,
     "member"

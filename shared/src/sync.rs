@@ -16,11 +16,13 @@
 //! - A connection that breaks the protocol is closed with a [`CloseReason`]; nothing it sent
 //!   before is dropped, and other connections are untouched.
 
+pub mod authorship;
 mod engine;
 pub mod memnet;
 
 use std::fmt;
 
+pub use authorship::IncomingChange;
 pub use engine::{Engine, EngineError};
 
 use crate::ids::{DocumentId, PeerId};
@@ -100,14 +102,17 @@ pub trait Access {
     /// May `who` receive `doc`? A refusal answers `doc-unavailable` and reveals nothing more.
     fn may_read(&self, who: &Self::Principal, doc: &DocumentId) -> bool;
 
-    /// May `who` apply the changes in this sync message to `doc`? Called before anything in the
-    /// message touches the document. An `Err` closes the connection with its reason.
-    fn check_sync(
-        &self,
-        who: &Self::Principal,
-        doc: &DocumentId,
-        message: &automerge::sync::Message,
-    ) -> Result<(), String>;
+    /// May `who` add these changes to `doc`? Called with every change of one sync message that
+    /// the document does not hold yet (decoded from the message, see [`authorship`]), before any
+    /// of them touches it. An `Err` closes the connection with its reason and applies none.
+    fn may_write(&self, who: &Self::Principal, doc: &DocumentId, changes: &[IncomingChange])
+    -> Result<(), String>;
+
+    /// Whether [`Access::may_write`] needs to see changes at all. `false` skips decoding them
+    /// (clients trust their relay; the open policy allows everything).
+    fn checks_writes(&self) -> bool {
+        true
+    }
 }
 
 /// Everything allowed: the "dev" principal until the roster lands.
@@ -121,8 +126,12 @@ impl Access for OpenAccess {
         true
     }
 
-    fn check_sync(&self, _: &(), _: &DocumentId, _: &automerge::sync::Message) -> Result<(), String> {
+    fn may_write(&self, _: &(), _: &DocumentId, _: &[IncomingChange]) -> Result<(), String> {
         Ok(())
+    }
+
+    fn checks_writes(&self) -> bool {
+        false
     }
 }
 

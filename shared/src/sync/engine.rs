@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use automerge::sync::SyncDoc;
 use automerge::{Automerge, ChangeHash};
 
+use super::authorship::{self, IncomingChange};
 use super::{
     Access, CloseReason, ConnId, Direction, Effect, EngineConfig, Input, Millis, OpenAccess, Role, WriteId,
 };
@@ -462,13 +463,6 @@ impl<A: Access> Engine<A> {
             Ok(m) => m,
             Err(e) => return self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() }),
         };
-        let verdict = match self.conns.get(&conn) {
-            Some(c) => self.access.check_sync(&c.principal, &doc, &message),
-            None => return,
-        };
-        if let Err(reason) = verdict {
-            return self.close(conn, CloseReason::Refused { doc, reason });
-        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.docs.insert(doc);
         }
@@ -492,6 +486,10 @@ impl<A: Access> Engine<A> {
             if !self.conns.contains_key(&conn) {
                 continue;
             }
+            if let Err(reason) = self.check_writes(conn, doc, &message) {
+                self.close(conn, reason);
+                continue;
+            }
             let Some(d) = self.docs.get_mut(&doc) else { return };
             let peer = d.peers.entry(conn).or_insert_with(PeerDoc::new);
             let before = d.am.get_heads();
@@ -511,6 +509,29 @@ impl<A: Access> Engine<A> {
             self.schedule_write(doc);
         }
         self.flush(doc);
+    }
+
+    /// Asks [`Access::may_write`] about the changes in `message` that `doc` does not hold yet.
+    /// Runs on the loaded document, so changes it already has (a peer re-sending them) are not
+    /// asked about again.
+    fn check_writes(
+        &self,
+        conn: ConnId,
+        doc: DocumentId,
+        message: &automerge::sync::Message,
+    ) -> Result<(), CloseReason> {
+        if !self.access.checks_writes() || message.changes.is_empty() {
+            return Ok(());
+        }
+        let (Some(c), Some(d)) = (self.conns.get(&conn), self.docs.get(&doc)) else { return Ok(()) };
+        let listed = authorship::incoming_changes(message)
+            .map_err(|e| CloseReason::BadSyncMessage { doc, error: e.to_string() })?;
+        let new: Vec<IncomingChange> =
+            listed.into_iter().filter(|ch| d.am.get_change_meta_by_hash(&ch.hash).is_none()).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.access.may_write(&c.principal, &doc, &new).map_err(|reason| CloseReason::Refused { doc, reason })
     }
 
     /// Sends whatever each peer of `doc` is missing, unless durability forbids it yet.
