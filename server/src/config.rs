@@ -10,6 +10,8 @@ use std::str::FromStr;
 use chibo_shared::ids::BranchId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::roster::Limits;
+
 /// The SQLite file inside the data directory.
 pub const SQLITE_FILE: &str = "chibo.sqlite3";
 
@@ -73,6 +75,11 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "CHIBO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// DEVELOPMENT ONLY: let anyone who reaches /sync without a session token read and write
+    /// every document (the demo app has no join screen yet).
+    #[arg(long, env = "CHIBO_OPEN_ACCESS")]
+    pub open_access: bool,
 }
 
 /// How log lines are written to stderr.
@@ -113,6 +120,10 @@ pub struct ServeConfig {
     /// Largest WebSocket message (and frame) accepted, in bytes.
     pub max_message_bytes: usize,
     pub log_format: LogFormat,
+    /// `/sync` without a token gets the all-powerful development principal.
+    pub open_access: bool,
+    /// Rate limits and credential lifetimes.
+    pub limits: Limits,
 }
 
 impl ServeConfig {
@@ -124,6 +135,8 @@ impl ServeConfig {
             app_dir: None,
             max_message_bytes: 8 * 1024 * 1024,
             log_format: LogFormat::Text,
+            open_access: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -234,7 +247,15 @@ impl ServeArgs {
             value: self.max_message_bytes.clone(),
             reason: "too large for this platform".into(),
         })?;
-        Ok(ServeConfig { data, listen, app_dir, max_message_bytes, log_format: self.log_format })
+        Ok(ServeConfig {
+            data,
+            listen,
+            app_dir,
+            max_message_bytes,
+            log_format: self.log_format,
+            open_access: self.open_access,
+            limits: Limits::default(),
+        })
     }
 }
 

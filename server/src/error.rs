@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::roster::RosterError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,14 @@ pub enum AppError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+
+    /// A roster operation was refused (bad code, not signed in, not allowed …).
+    #[error(transparent)]
+    Roster(RosterError),
+
+    /// The request body or a path segment is not what the API expects.
+    #[error("{0}")]
+    BadRequest(String),
 
     /// The store did not answer in time.
     #[error("store did not answer within {0:?}")]
@@ -30,6 +39,29 @@ impl AppError {
             AppError::Store(StoreError::Busy) | AppError::StoreTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::Full) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Roster(e) => match e {
+                RosterError::InvalidCode | RosterError::Forbidden => StatusCode::FORBIDDEN,
+                RosterError::InviteUsed | RosterError::InviteExpired => StatusCode::GONE,
+                RosterError::InviteLocked => StatusCode::LOCKED,
+                RosterError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                RosterError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                RosterError::DuplicateDevice => StatusCode::CONFLICT,
+                RosterError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                RosterError::NotFound(_) => StatusCode::NOT_FOUND,
+                RosterError::Store(StoreError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
+                RosterError::Store(StoreError::Full) => StatusCode::INSUFFICIENT_STORAGE,
+                RosterError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+}
+
+impl From<RosterError> for AppError {
+    fn from(e: RosterError) -> Self {
+        match e {
+            RosterError::Store(s) => AppError::Store(s),
+            other => AppError::Roster(other),
         }
     }
 }

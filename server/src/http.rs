@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Query, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -20,9 +20,10 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServeConfig;
 use crate::error::AppError;
 use crate::metrics::{self, InstrumentedStore, Metrics};
-use crate::relay::{Principal, Relay, RelayOptions};
-use crate::store::Store;
+use crate::relay::{DocIndex, Principal, Relay, RelayAccess, RelayOptions};
+use crate::roster::{Roster, RosterError, unix_now};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
 
 mod app;
 
@@ -36,13 +37,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServeConfig>,
     pub relay: Arc<Relay>,
+    pub roster: Roster,
+    pub index: Arc<DocIndex>,
 }
 
 impl AppState {
-    /// Starts the relay on `store`.
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: ServeConfig) -> Self {
-        let relay = Relay::start(store.clone(), metrics.clone(), RelayOptions::new(config.max_message_bytes));
-        Self { store, metrics, config: Arc::new(config), relay }
+    /// Loads the document index from `sqlite`'s roster and starts the relay on `store` (the same
+    /// database, possibly wrapped for metrics).
+    pub async fn new(
+        sqlite: &SqliteStore,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        config: ServeConfig,
+    ) -> Result<Self, StoreError> {
+        let db = sqlite.roster();
+        let index = Arc::new(DocIndex::load(&db).await?);
+        let roster = Roster::new(db, config.limits.clone());
+        let options = RelayOptions::new(config.max_message_bytes);
+        let relay = Relay::start(store.clone(), metrics.clone(), options, RelayAccess::new(index.clone()));
+        if config.open_access {
+            tracing::warn!("--open-access: anyone who reaches /sync reads and writes every document");
+        }
+        Ok(Self { store, metrics, config: Arc::new(config), relay, roster, index })
     }
 }
 
@@ -61,8 +77,8 @@ pub async fn run(
         .await?
         .with_context(|| format!("opening {}", data.sqlite_path().display()))?;
     let metrics = Metrics::new();
-    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(sqlite, metrics.clone()));
-    let state = AppState::new(store, metrics, config);
+    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(sqlite.clone(), metrics.clone()));
+    let state = AppState::new(&sqlite, store, metrics, config).await?;
     serve(listener, state, shutdown).await
 }
 
@@ -93,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/sync", get(sync))
+        .merge(crate::api::routes())
         .route("/api", any(not_found))
         .route("/api/{*rest}", any(not_found));
     let routes = match &state.config.app_dir {
@@ -102,7 +119,8 @@ pub fn router(state: AppState) -> Router {
     routes
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let matched_path = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-            tracing::info_span!("http", method = %req.method(), matched_path, uri = %req.uri())
+            // The path only: a query may hold a session token (`/sync?token=`).
+            tracing::info_span!("http", method = %req.method(), matched_path, path = %req.uri().path())
         }))
         .with_state(state)
 }
@@ -131,24 +149,45 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render(stored)).into_response()
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct SyncQuery {
+    token: Option<String>,
+}
+
+/// `/sync?token=<session token>`: the WebSocket of the automerge-repo protocol, for the device
+/// the token was issued to. (A query parameter because browsers cannot set headers on a
+/// WebSocket; the token is never logged.) Without a valid token: 401 before the upgrade, unless
+/// the relay runs with `--open-access`.
 async fn sync(
     State(state): State<AppState>,
     // Absent when the router is served without connect info (e.g. in a test harness).
     connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Query(query): Query<SyncQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let peer = connect_info.map(|Extension(ConnectInfo(addr))| addr);
+    let principal = match query.token {
+        Some(token) => match state.roster.authenticate(&token, unix_now()).await {
+            Ok(device) => Principal::Device(Arc::new(device)),
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "sync: refused credential");
+                return AppError::from(e).into_response();
+            }
+        },
+        None if state.config.open_access => Principal::Dev,
+        None => return AppError::from(RosterError::Unauthenticated).into_response(),
+    };
     let max = state.config.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(move |e| tracing::warn!(?peer, error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| sync_session(state, socket, peer))
+        .on_upgrade(move |socket| sync_session(state, socket, peer, principal))
 }
 
-/// One `/sync` connection. Authentication will produce the principal here.
+/// One `/sync` connection of an authenticated principal.
 #[tracing::instrument(name = "sync_session", skip_all, fields(?peer))]
-async fn sync_session(state: AppState, socket: WebSocket, peer: Option<SocketAddr>) {
-    state.relay.handle_socket(socket, Principal::Dev).await;
+async fn sync_session(state: AppState, socket: WebSocket, peer: Option<SocketAddr>, principal: Principal) {
+    state.relay.handle_socket(socket, principal).await;
 }
 
 #[cfg(test)]

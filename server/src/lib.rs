@@ -12,9 +12,13 @@
 //! - [`metrics`]: counters and histograms as Prometheus text; `InstrumentedStore`.
 //! - [`error`]: `AppError`, the one error type handlers return.
 //!
-//! - [`relay`]: runs the shared sync engine against sockets and the store.
+//! - [`relay`]: runs the shared sync engine against sockets and the store; `RelayAccess` checks
+//!   every read and every change against the roster.
+//! - [`roster`]: units, members, roles, devices, invites, sessions (enrolment and authentication).
+//! - [`api`]: the JSON API (enrolment, sessions, the secretary's roster operations).
 //! - [`client`]: a native client on the same engine (tests, load generator).
 
+pub mod api;
 pub mod client;
 pub mod config;
 mod engine_io;
@@ -22,4 +26,5 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod relay;
+pub mod roster;
 pub mod store;

@@ -17,14 +17,23 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use chibo_shared::ids::{DocumentId, PeerId};
-use chibo_shared::sync::{Access, IncomingChange, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, Input, Role};
+use chibo_shared::sync::{
+    Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, IncomingChange, Input, Role,
+};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use chibo_shared::access;
+use chibo_shared::ids::{DeviceId, MemberId};
+use chibo_shared::schema::{DocPath, genesis_kind};
+
 use crate::engine_io::StoreIo;
 use crate::metrics::{Metrics, RefusedReason};
+use crate::roster::DevicePrincipal;
 use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::sqlite::roster::RosterDb;
 
 /// Frames queued for one connection before it counts as too slow and is closed.
 const OUTBOX_FRAMES: usize = 4096;
@@ -34,28 +43,128 @@ const TICK: Duration = Duration::from_secs(1);
 /// Who is on the other end of a connection, as the transport authenticated it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// Development: anyone who can reach the socket. Replaced by device principals when the
-    /// roster lands; the engine already asks [`Access`] about every read and write.
+    /// An enrolled device, authenticated by a session token.
+    Device(Arc<DevicePrincipal>),
+    /// Development and sync-only tests (`--open-access`): anyone who can reach the socket reads
+    /// and writes every document. Never the default.
     Dev,
 }
 
-/// The relay's access policy. Today it lets the dev principal do everything; the roster will
-/// decide here, per document and per change.
-#[derive(Debug, Clone, Default)]
-pub struct RelayAccess;
+impl Principal {
+    fn device(&self) -> Option<&DevicePrincipal> {
+        match self {
+            Principal::Device(d) => Some(d),
+            Principal::Dev => None,
+        }
+    }
+}
+
+/// Which document is which: document ids are hashes of canonical paths, so the relay keeps the
+/// paths it has been told (in the roster's `doc_index` table, mirrored here for the engine's
+/// synchronous checks). A document missing here is readable and writable by nobody but `Dev`.
+#[derive(Debug, Default)]
+pub struct DocIndex {
+    paths: std::sync::RwLock<HashMap<DocumentId, DocPath>>,
+}
+
+impl DocIndex {
+    /// Loads the whole index (one small row per document) from the roster.
+    pub async fn load(db: &RosterDb) -> Result<Self, StoreError> {
+        let mut paths = HashMap::new();
+        for (doc, path) in db.document_index().await? {
+            match path.parse::<DocPath>() {
+                Ok(p) if p.document_id() == doc => {
+                    paths.insert(doc, p);
+                }
+                _ => tracing::error!(%doc, path, "document index row does not match its id; ignored"),
+            }
+        }
+        Ok(Self { paths: std::sync::RwLock::new(paths) })
+    }
+
+    pub fn path(&self, doc: &DocumentId) -> Option<DocPath> {
+        self.paths.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(doc).copied()
+    }
+
+    /// Records `paths` durably, then here.
+    pub async fn register(&self, db: &RosterDb, paths: &[DocPath]) -> Result<(), StoreError> {
+        let rows = paths.iter().map(|p| (p.document_id(), p.to_canonical_string(), p.branch())).collect();
+        db.index_documents(rows).await?;
+        let mut map = self.paths.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for p in paths {
+            map.insert(p.document_id(), *p);
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The relay's access policy: the roster's subject of each device against
+/// [`chibo_shared::access`], for documents named in the [`DocIndex`]; every change must carry
+/// the actor bound to the connection's own device (a byte-identical genesis change of the
+/// document's kind aside).
+#[derive(Debug, Clone)]
+pub struct RelayAccess {
+    index: Arc<DocIndex>,
+}
+
+impl RelayAccess {
+    pub fn new(index: Arc<DocIndex>) -> Self {
+        Self { index }
+    }
+}
 
 impl Access for RelayAccess {
     type Principal = Principal;
 
-    fn may_read(&self, who: &Principal, _doc: &DocumentId) -> bool {
-        matches!(who, Principal::Dev)
-    }
-
-    fn may_write(&self, who: &Principal, _doc: &DocumentId, _changes: &[IncomingChange]) -> Result<(), String> {
+    fn may_read(&self, who: &Principal, doc: &DocumentId) -> bool {
         match who {
-            Principal::Dev => Ok(()),
+            Principal::Dev => true,
+            Principal::Device(d) => self.index.path(doc).is_some_and(|p| access::may_read(&d.subject, &p)),
         }
     }
+
+    fn may_write(&self, who: &Principal, doc: &DocumentId, changes: &[IncomingChange]) -> Result<(), String> {
+        let Some(d) = who.device() else { return Ok(()) };
+        let path =
+            self.index.path(doc).ok_or_else(|| format!("device {} wrote unindexed {doc}", d.device))?;
+        let allowed = access::may_write(&d.subject, &path);
+        for change in changes {
+            if genesis_kind(&change.hash) == Some(path.kind()) {
+                continue; // the same bytes every device makes; authored by no one
+            }
+            if change.actor.to_bytes() != d.actor.as_slice() {
+                return Err(format!(
+                    "device {} (member {}) sent change {} by actor {} to {doc}: not its own actor",
+                    d.device, d.subject.member, change.hash, change.actor
+                ));
+            }
+            if !allowed {
+                return Err(format!(
+                    "device {} (member {}, {}) may not write {doc} ({})",
+                    d.device,
+                    d.subject.member,
+                    d.subject.role,
+                    path.kind()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whose connections [`Relay::kick`] closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    Device(DeviceId),
+    Member(MemberId),
 }
 
 /// Relay settings.
@@ -74,8 +183,14 @@ impl RelayOptions {
 
 /// What the engine task is told.
 enum Cmd {
-    Connected { conn: ConnId, principal: Principal, outbox: Outbox },
+    Connected {
+        conn: ConnId,
+        principal: Principal,
+        outbox: Outbox,
+    },
     Input(Input<Principal>),
+    /// Close every connection of these devices or members (revoked, role changed).
+    Kick(Kick),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -105,11 +220,16 @@ pub struct Relay {
 
 impl Relay {
     /// Starts the engine and writer tasks. Stored documents are loaded only when asked for.
-    pub fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, options: RelayOptions) -> Arc<Self> {
+    pub fn start(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        options: RelayOptions,
+        access: RelayAccess,
+    ) -> Arc<Self> {
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let mut config = EngineConfig::new(Role::Relay, options.peer_id);
         config.max_message_bytes = options.max_message_bytes;
-        let engine = Engine::new(config, RelayAccess);
+        let engine = Engine::new(config, access);
         let report = cmds.clone();
         let (io, writer) = StoreIo::start(store, move |input| {
             let _ = report.send(Cmd::Input(input));
@@ -120,6 +240,7 @@ impl Relay {
             metrics: metrics.clone(),
             cmds: cmds.clone(),
             conns: HashMap::new(),
+            owners: HashMap::new(),
             started: Instant::now(),
         };
         let engine_task = tokio::spawn(runner.run(cmd_rx));
@@ -141,6 +262,12 @@ impl Relay {
             metrics,
             tasks: std::sync::Mutex::new(vec![engine_task, writer, ticker]),
         })
+    }
+
+    /// Closes the live connections of a revoked device (or of a member whose role changed) at
+    /// once; a reconnect is authenticated afresh.
+    pub fn kick(&self, whom: Kick) {
+        let _ = self.cmds.send(Cmd::Kick(whom));
     }
 
     /// Closes every connection, finishes the writes already asked for, and stops.
@@ -313,6 +440,8 @@ struct Runner {
     metrics: Arc<Metrics>,
     cmds: mpsc::UnboundedSender<Cmd>,
     conns: HashMap<ConnId, Outbox>,
+    /// The device and member behind each authenticated connection.
+    owners: HashMap<ConnId, (DeviceId, MemberId)>,
     started: Instant,
 }
 
@@ -322,14 +451,44 @@ impl Runner {
             match cmd {
                 Cmd::Connected { conn, principal, outbox } => {
                     self.conns.insert(conn, outbox);
+                    if let Some(d) = principal.device() {
+                        tracing::info!(%conn, device = %d.device, member = %d.subject.member, "device connected");
+                        self.owners.insert(conn, (d.device, d.subject.member));
+                    }
                     let input = Input::Connected { conn, direction: Direction::Inbound, principal };
                     self.handle(input);
                 }
                 Cmd::Input(input) => {
                     if let Input::Disconnected { conn } = &input {
                         self.conns.remove(conn);
+                        self.owners.remove(conn);
                     }
                     self.handle(input);
+                }
+                Cmd::Kick(whom) => {
+                    let hit: Vec<ConnId> = self
+                        .owners
+                        .iter()
+                        .filter(|(_, (d, m))| match whom {
+                            Kick::Device(x) => *d == x,
+                            Kick::Member(x) => *m == x,
+                        })
+                        .map(|(c, _)| *c)
+                        .collect();
+                    for conn in hit {
+                        tracing::warn!(%conn, ?whom, "closing: access changed");
+                        self.owners.remove(&conn);
+                        if let Some(outbox) = self.conns.remove(&conn) {
+                            if outbox
+                                .frames
+                                .try_send(Out::CloseWith(close_code::POLICY, "access changed"))
+                                .is_err()
+                            {
+                                outbox.writer.abort();
+                            }
+                        }
+                        self.handle(Input::Disconnected { conn });
+                    }
                 }
                 Cmd::Shutdown(done) => {
                     for (_, outbox) in self.conns.drain() {

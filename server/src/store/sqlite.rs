@@ -16,8 +16,10 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use super::{Store, StoreError, blocking, check_batch};
 
+pub mod roster;
+
 /// The schema version this code writes; `PRAGMA user_version` of a current database.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -33,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE documents (
          doc BLOB NOT NULL PRIMARY KEY CHECK (length(doc) = 16)
      ) WITHOUT ROWID;",
+    // v2: the roster (units, members, devices, invites, sessions), the document index, the audit log.
+    roster::MIGRATION_V2,
 ];
 
 /// Tuning knobs; [`SqliteOptions::default`] is what the relay uses.

@@ -1,0 +1,560 @@
+//! The roster: units, members and their roles, devices, invites and sessions — who may connect,
+//! and as whom. Server-authoritative relational data (never a CRDT: who may write is not
+//! something a merge may decide), stored in the relay's database (`store::sqlite::roster`).
+//!
+//! Credentials are kept hashed: an invite code's secret part and a session token are stored only
+//! as SHA-256 digests; a device is known by its Ed25519 public key. Enrolment attempts are rate
+//! limited per client address and per invite (see [`Limits`]).
+//!
+//! Flow: the admin creates units and invites the first secretary (CLI); the secretary invites
+//! members (API). A device redeems an invite code with its public key and automerge actor id
+//! ([`Roster::enrol`]), then opens sessions by signing a fresh challenge ([`Roster::challenge`],
+//! [`Roster::open_session`]); the session token authenticates `/sync` and the API.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chibo_shared::access::{Role, Subject};
+use chibo_shared::ids::{BranchId, DeviceId, ForumId, MemberId, UnitId};
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::store::StoreError;
+use crate::store::sqlite::roster::{RedeemError, RosterDb};
+
+/// The alphabet of invite codes: no 0/O, 1/I/L, so a code read aloud or off paper types back.
+const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ#";
+/// Characters of an invite code's lookup part and secret part.
+const LOOKUP_LEN: usize = 4;
+const SECRET_LEN: usize = 8;
+
+/// A unit of the organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// An upper-level party committee (đảng ủy, huyện ủy …).
+    Committee,
+    /// A party cell (chi bộ): its members hold forums and write documents.
+    Branch,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitRecord {
+    pub id: UnitId,
+    pub parent: Option<UnitId>,
+    pub kind: UnitKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemberRecord {
+    #[serde(serialize_with = "display")]
+    pub id: MemberId,
+    #[serde(serialize_with = "display")]
+    pub unit: UnitId,
+    pub name: String,
+    #[serde(serialize_with = "display")]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: DeviceId,
+    pub member: MemberId,
+    pub public_key: [u8; 32],
+    /// The automerge actor id every change from this device carries.
+    pub actor: Vec<u8>,
+    pub label: String,
+    pub enrolled_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    pub lookup: String,
+    pub secret_hash: [u8; 32],
+    pub unit: UnitId,
+    pub role: Role,
+    /// The invitee's name (for a new member).
+    pub name: String,
+    /// Set when the invite adds a device to an existing member.
+    pub member: Option<MemberId>,
+    pub created_by: Option<MemberId>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub failed_attempts: u32,
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Rate limits and lifetimes.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Enrolment attempts one client address may make per `window`.
+    pub enrol_per_ip: usize,
+    pub window: Duration,
+    /// Wrong secrets after which an invite is locked (the secretary issues a new one).
+    pub invite_failures: u32,
+    /// How long a session token lasts.
+    pub session_ttl: Duration,
+    /// How long a challenge may be answered.
+    pub challenge_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            enrol_per_ip: 10,
+            window: Duration::from_secs(600),
+            invite_failures: 5,
+            session_ttl: Duration::from_secs(12 * 3600),
+            challenge_ttl: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Why a roster operation was refused. The messages are safe to show the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum RosterError {
+    #[error("invite code not recognised")]
+    InvalidCode,
+    #[error("this invite has already been used")]
+    InviteUsed,
+    #[error("this invite has expired; ask your secretary for a new one")]
+    InviteExpired,
+    #[error("this invite is locked after too many wrong codes; ask your secretary for a new one")]
+    InviteLocked,
+    #[error("too many attempts; try again later")]
+    RateLimited,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("this key or actor id is already enrolled")]
+    DuplicateDevice,
+    #[error("not signed in, or the session has expired")]
+    Unauthenticated,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<RedeemError> for RosterError {
+    fn from(e: RedeemError) -> Self {
+        match e {
+            RedeemError::Used => RosterError::InviteUsed,
+            RedeemError::Expired => RosterError::InviteExpired,
+            RedeemError::DuplicateDevice => RosterError::DuplicateDevice,
+            RedeemError::Store(e) => RosterError::Store(e),
+        }
+    }
+}
+
+/// What a device asks for when it enrols.
+#[derive(Debug, Clone)]
+pub struct EnrolRequest {
+    pub code: String,
+    pub public_key: [u8; 32],
+    pub actor: Vec<u8>,
+    pub label: String,
+}
+
+/// Who a device became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    pub device: DeviceId,
+    pub member: MemberRecord,
+}
+
+/// An authenticated device, with what the access policy needs. Built when a session is checked;
+/// a roster change that affects it closes the device's connections so the next one rebuilds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePrincipal {
+    pub device: DeviceId,
+    pub actor: Vec<u8>,
+    pub subject: Subject,
+}
+
+/// A new invite: the code to hand over (shown once, stored only hashed).
+#[derive(Debug, Clone)]
+pub struct IssuedInvite {
+    pub code: String,
+    pub record: InviteRecord,
+}
+
+/// Sliding-window counters in memory (per process: a relay restart forgets them).
+#[derive(Debug, Default)]
+struct Window {
+    hits: HashMap<IpAddr, VecDeque<Instant>>,
+}
+
+/// The roster service: the tables plus the in-memory pieces (rate limits, open challenges).
+#[derive(Clone)]
+pub struct Roster {
+    db: RosterDb,
+    limits: Limits,
+    enrol_hits: Arc<Mutex<Window>>,
+    challenges: Arc<Mutex<HashMap<[u8; 32], (DeviceId, Instant)>>>,
+}
+
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Roster").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn secret_hash(lookup: &str, secret: &str) -> [u8; 32] {
+    sha256(&[b"chibo/invite/v1\0", lookup.as_bytes(), b"\0", secret.as_bytes()])
+}
+
+/// The SHA-256 a session token is stored as.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    sha256(&[b"chibo/session/v1\0", token.as_bytes()])
+}
+
+/// Compares digests without an early exit.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn random_code_chars(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    // 31 usable characters ('#' is never drawn): reject-free mapping by modulo over 248 = 8 * 31.
+    bytes
+        .iter()
+        .map(|b| {
+            let mut b = *b;
+            while b >= 248 {
+                b = rand::random();
+            }
+            char::from(CODE_ALPHABET[usize::from(b % 31)])
+        })
+        .collect()
+}
+
+/// Splits a typed invite code into (lookup, secret): case, spaces and dashes do not matter.
+pub fn parse_code(typed: &str) -> Option<(String, String)> {
+    let clean: String =
+        typed.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
+    let valid =
+        clean.len() == LOOKUP_LEN + SECRET_LEN && clean.bytes().all(|b| CODE_ALPHABET[..31].contains(&b));
+    valid.then(|| (clean[..LOOKUP_LEN].to_owned(), clean[LOOKUP_LEN..].to_owned()))
+}
+
+/// The challenge text a device signs to open a session.
+pub fn session_payload(device: &DeviceId, nonce: &[u8; 32]) -> Vec<u8> {
+    format!("chibo/session/v1\n{device}\n{}", hex::encode(nonce)).into_bytes()
+}
+
+impl Roster {
+    pub fn new(db: RosterDb, limits: Limits) -> Self {
+        Self { db, limits, enrol_hits: Arc::default(), challenges: Arc::default() }
+    }
+
+    pub fn db(&self) -> &RosterDb {
+        &self.db
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    // ----- units and invites (admin, secretary) -----
+
+    /// Creates a unit under `parent` (a committee), returning its id.
+    pub async fn create_unit(
+        &self,
+        kind: UnitKind,
+        name: &str,
+        parent: Option<UnitId>,
+        now: i64,
+    ) -> Result<UnitId, RosterError> {
+        let name = checked_name(name)?;
+        if let Some(p) = parent {
+            let parent = self.db.unit(p).await?.ok_or(RosterError::NotFound("parent unit"))?;
+            if parent.kind != UnitKind::Committee {
+                return Err(RosterError::BadRequest("a branch cannot contain other units".into()));
+            }
+        }
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let id = UnitId::from_bytes(bytes);
+        self.db.insert_unit(UnitRecord { id, parent, kind, name: name.clone() }, now).await?;
+        self.db.audit(now, "admin".into(), "unit.create", format!("{id} {kind:?} {name}")).await?;
+        Ok(id)
+    }
+
+    /// Issues an invite to `unit` with `role`, valid for `ttl`. `member` adds a device to an
+    /// existing member instead of creating one.
+    pub async fn create_invite(
+        &self,
+        unit: UnitId,
+        role: Role,
+        name: &str,
+        member: Option<MemberId>,
+        created_by: Option<MemberId>,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<IssuedInvite, RosterError> {
+        let name = checked_name(name)?;
+        let unit_rec = self.db.unit(unit).await?.ok_or(RosterError::NotFound("unit"))?;
+        let fits = match unit_rec.kind {
+            UnitKind::Branch => role.is_branch_role(),
+            UnitKind::Committee => matches!(role, Role::UpperReader | Role::RelayAdmin),
+        };
+        if !fits {
+            return Err(RosterError::BadRequest(format!(
+                "role {role} does not belong in a {:?}",
+                unit_rec.kind
+            )));
+        }
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        for _ in 0..16 {
+            let (lookup, secret) = (random_code_chars(LOOKUP_LEN), random_code_chars(SECRET_LEN));
+            let record = InviteRecord {
+                lookup: lookup.clone(),
+                secret_hash: secret_hash(&lookup, &secret),
+                unit,
+                role,
+                name: name.clone(),
+                member,
+                created_by,
+                created_at: now,
+                expires_at: now.saturating_add(ttl),
+                used_at: None,
+                failed_attempts: 0,
+            };
+            if self.db.insert_invite(record.clone()).await? {
+                let who = created_by.map_or_else(|| "admin".to_owned(), |m| m.to_string());
+                self.db
+                    .audit(now, who, "invite.create", format!("{lookup} {role} for {name} in {unit}"))
+                    .await?;
+                let code = format!("{}-{}-{}", lookup, &secret[..4], &secret[4..]);
+                return Ok(IssuedInvite { code, record });
+            }
+        }
+        Err(RosterError::BadRequest("could not draw a free invite code; retry".into()))
+    }
+
+    // ----- enrolment -----
+
+    /// Redeems an invite code for a new device.
+    pub async fn enrol(&self, ip: IpAddr, req: EnrolRequest, now: i64) -> Result<Enrolled, RosterError> {
+        self.count_enrol_attempt(ip)?;
+        if req.actor.is_empty() || req.actor.len() > 64 {
+            return Err(RosterError::BadRequest("actor id must be 1 to 64 bytes".into()));
+        }
+        VerifyingKey::from_bytes(&req.public_key)
+            .map_err(|_| RosterError::BadRequest("public key is not an Ed25519 key".into()))?;
+        let label = checked_name(&req.label).unwrap_or_else(|_| "device".to_owned());
+        let (lookup, secret) = parse_code(&req.code).ok_or(RosterError::InvalidCode)?;
+        let invite = self.db.invite(lookup.clone()).await?.ok_or(RosterError::InvalidCode)?;
+        if invite.failed_attempts >= self.limits.invite_failures {
+            return Err(RosterError::InviteLocked);
+        }
+        if !same_digest(&invite.secret_hash, &secret_hash(&lookup, &secret)) {
+            let failures = self.db.invite_failed(lookup.clone()).await?;
+            tracing::warn!(%ip, invite = %lookup, failures, "enrolment: wrong invite secret");
+            return Err(if failures >= self.limits.invite_failures {
+                RosterError::InviteLocked
+            } else {
+                RosterError::InvalidCode
+            });
+        }
+        if invite.used_at.is_some() {
+            return Err(RosterError::InviteUsed);
+        }
+        if invite.expires_at <= now {
+            return Err(RosterError::InviteExpired);
+        }
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        let device_id = DeviceId::from_bytes(id);
+        let (member, new_member) = match invite.member {
+            Some(m) => (self.db.member(m).await?.ok_or(RosterError::NotFound("member"))?, None),
+            None => {
+                rand::rng().fill_bytes(&mut id);
+                let m = MemberRecord {
+                    id: MemberId::from_bytes(id),
+                    unit: invite.unit,
+                    name: invite.name.clone(),
+                    role: invite.role,
+                };
+                (m.clone(), Some(m))
+            }
+        };
+        let device = DeviceRecord {
+            id: device_id,
+            member: member.id,
+            public_key: req.public_key,
+            actor: req.actor,
+            label,
+            enrolled_at: now,
+            revoked_at: None,
+        };
+        self.db.redeem(lookup.clone(), now, new_member, device).await?;
+        self.db
+            .audit(
+                now,
+                device_id.to_string(),
+                "device.enrol",
+                format!("invite {lookup} member {} ({ip})", member.id),
+            )
+            .await?;
+        tracing::info!(device = %device_id, member = %member.id, role = %member.role, "device enrolled");
+        Ok(Enrolled { device: device_id, member })
+    }
+
+    fn count_enrol_attempt(&self, ip: IpAddr) -> Result<(), RosterError> {
+        let mut w = self.enrol_hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let window = self.limits.window;
+        w.hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        let q = w.hits.entry(ip).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        if q.len() >= self.limits.enrol_per_ip {
+            tracing::warn!(%ip, "enrolment rate limit hit");
+            return Err(RosterError::RateLimited);
+        }
+        q.push_back(now);
+        Ok(())
+    }
+
+    // ----- sessions -----
+
+    /// A fresh nonce for `device` to sign; single use, valid for [`Limits::challenge_ttl`].
+    pub async fn challenge(&self, device: DeviceId) -> Result<[u8; 32], RosterError> {
+        let mut nonce = [0u8; 32];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut open = self.challenges.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let ttl = self.limits.challenge_ttl;
+        open.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+        if open.len() > 100_000 {
+            return Err(RosterError::RateLimited);
+        }
+        open.insert(nonce, (device, now));
+        Ok(nonce)
+    }
+
+    /// Checks a signed challenge and issues a session token (returned once, stored hashed).
+    pub async fn open_session(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 32],
+        signature: [u8; 64],
+        now: i64,
+    ) -> Result<(String, i64), RosterError> {
+        let issued = self
+            .challenges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&nonce)
+            .filter(|(d, at)| *d == device && at.elapsed() < self.limits.challenge_ttl);
+        if issued.is_none() {
+            return Err(RosterError::Unauthenticated);
+        }
+        let record = self.db.device(device).await?.ok_or(RosterError::Unauthenticated)?;
+        if record.revoked_at.is_some() {
+            return Err(RosterError::Unauthenticated);
+        }
+        let key = VerifyingKey::from_bytes(&record.public_key).map_err(|_| RosterError::Unauthenticated)?;
+        key.verify(&session_payload(&device, &nonce), &Signature::from_bytes(&signature))
+            .map_err(|_| RosterError::Unauthenticated)?;
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let token = hex::encode(raw);
+        let ttl = i64::try_from(self.limits.session_ttl.as_secs()).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl);
+        self.db.insert_session(token_hash(&token), device, now, expires_at).await?;
+        Ok((token, expires_at))
+    }
+
+    /// The device behind a session token, if the session is live and the device not revoked.
+    pub async fn authenticate(&self, token: &str, now: i64) -> Result<DevicePrincipal, RosterError> {
+        let (device, expires_at) =
+            self.db.session(token_hash(token)).await?.ok_or(RosterError::Unauthenticated)?;
+        if expires_at <= now {
+            return Err(RosterError::Unauthenticated);
+        }
+        let record = self.db.device(device).await?.ok_or(RosterError::Unauthenticated)?;
+        if record.revoked_at.is_some() {
+            return Err(RosterError::Unauthenticated);
+        }
+        let member = self.db.member(record.member).await?.ok_or(RosterError::Unauthenticated)?;
+        let subject = self.subject(&member).await?;
+        Ok(DevicePrincipal { device, actor: record.actor, subject })
+    }
+
+    /// What the access policy knows about `member`.
+    pub async fn subject(&self, member: &MemberRecord) -> Result<Subject, RosterError> {
+        let unit = self.db.unit(member.unit).await?.ok_or(RosterError::NotFound("unit"))?;
+        let branch = (unit.kind == UnitKind::Branch).then(|| BranchId::from_bytes(*unit.id.as_bytes()));
+        let clerk_of: BTreeSet<ForumId> = self.db.clerk_of(member.id).await?.into_iter().collect();
+        let oversees = if member.role == Role::UpperReader {
+            branches_under(&self.db.units().await?, unit.id)
+        } else {
+            BTreeSet::new()
+        };
+        Ok(Subject { member: member.id, role: member.role, branch, clerk_of, oversees })
+    }
+}
+
+/// Every branch below `root` in the unit tree.
+fn branches_under(units: &[UnitRecord], root: UnitId) -> BTreeSet<BranchId> {
+    let mut children: HashMap<UnitId, Vec<&UnitRecord>> = HashMap::new();
+    for u in units {
+        if let Some(p) = u.parent {
+            children.entry(p).or_default().push(u);
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root];
+    let mut seen = BTreeSet::new();
+    while let Some(u) = stack.pop() {
+        if !seen.insert(u) {
+            continue;
+        }
+        for c in children.get(&u).into_iter().flatten() {
+            if c.kind == UnitKind::Branch {
+                out.insert(BranchId::from_bytes(*c.id.as_bytes()));
+            }
+            stack.push(c.id);
+        }
+    }
+    out
+}
+
+fn checked_name(name: &str) -> Result<String, RosterError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(RosterError::BadRequest("a name must be 1 to 200 printable characters".into()));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests;
