@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::relay::Kick;
-use crate::roster::{DevicePrincipal, EnrolRequest, RosterError, unix_now};
+use crate::roster::{DevicePrincipal, EnrolRequest, InviteSpec, RosterError, unix_now};
 
 /// Invites last a week unless asked otherwise.
 const DEFAULT_INVITE_HOURS: u64 = 7 * 24;
@@ -288,12 +288,11 @@ async fn invite(
     let issued = state
         .roster
         .create_invite(
-            UnitId::from(branch),
-            role,
-            &body.name,
-            member,
-            Some(who.subject.member),
-            Duration::from_secs(hours * 3600),
+            InviteSpec {
+                member,
+                created_by: Some(who.subject.member),
+                ..InviteSpec::new(UnitId::from(branch), role, &body.name, Duration::from_secs(hours * 3600))
+            },
             unix_now(),
         )
         .await?;

@@ -10,7 +10,12 @@ use std::str::FromStr;
 use chibo_shared::ids::BranchId;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::roster::Limits;
+use std::time::Duration;
+
+use chibo_shared::access::{Role, UnknownRole};
+use chibo_shared::ids::{DeviceId, UnitId};
+
+use crate::roster::{Limits, UnitKind};
 
 /// The SQLite file inside the data directory.
 pub const SQLITE_FILE: &str = "chibo.sqlite3";
@@ -55,6 +60,50 @@ pub enum CliCommand {
         #[arg(long = "in", value_name = "DIR")]
         input: PathBuf,
     },
+    /// Create an upper-level committee or a branch; prints its id.
+    CreateUnit {
+        /// `committee` (upper level) or `branch` (chi bộ).
+        #[arg(long, value_enum)]
+        kind: UnitKindArg,
+        #[arg(long)]
+        name: String,
+        /// The committee it belongs to.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Invite someone into a unit with a role (the first secretary of a branch, an upper-level
+    /// reader); prints the code and the join link.
+    Invite {
+        #[arg(long)]
+        unit: String,
+        /// member, committee, deputy-secretary, secretary (branch); upper-reader, relay-admin (committee).
+        #[arg(long)]
+        role: String,
+        /// The invitee's name.
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value_t = 168)]
+        expires_in_hours: u64,
+        /// Host (and port) of the relay as members reach it, for the join link.
+        #[arg(long, default_value = "localhost:8080")]
+        host: String,
+        /// Also write the join link as an SVG QR code to this file.
+        #[arg(long)]
+        qr: Option<PathBuf>,
+    },
+    /// Revoke a device: it can no longer sign in and its future changes are refused (live
+    /// connections of a running relay close when revoked through the API).
+    RevokeDevice {
+        #[arg(long)]
+        device: String,
+    },
+}
+
+/// `--kind` of `create-unit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnitKindArg {
+    Committee,
+    Branch,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +212,14 @@ pub struct ImportConfig {
     pub input: PathBuf,
 }
 
+/// A validated roster command of the relay admin.
+#[derive(Debug, Clone)]
+pub enum AdminAction {
+    CreateUnit { kind: UnitKind, name: String, parent: Option<UnitId> },
+    Invite { unit: UnitId, role: Role, name: String, ttl: Duration, host: String, qr: Option<PathBuf> },
+    RevokeDevice { device: DeviceId },
+}
+
 /// What to do, with everything checked.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -170,6 +227,7 @@ pub enum Command {
     Init(InitConfig),
     Export(ExportConfig),
     Import(ImportConfig),
+    Admin { data: DataDir, action: AdminAction },
 }
 
 impl Command {
@@ -193,6 +251,8 @@ pub enum ConfigError {
     MaxMessageBytes { value: String, reason: String },
     #[error("--branch {value:?}: {reason}")]
     Branch { value: String, reason: String },
+    #[error("{flag} {value:?}: {reason}")]
+    Arg { flag: &'static str, value: String, reason: String },
     #[error("--data {path} exists and is not a directory")]
     DataNotDir { path: PathBuf },
 }
@@ -217,8 +277,41 @@ impl Cli {
                 Command::Export(ExportConfig { data, branch, out })
             }
             CliCommand::Import { input } => Command::Import(ImportConfig { data, input }),
+            CliCommand::CreateUnit { kind, name, parent } => {
+                let kind = match kind {
+                    UnitKindArg::Committee => UnitKind::Committee,
+                    UnitKindArg::Branch => UnitKind::Branch,
+                };
+                let parent = parent.map(|p| id_arg("--parent", &p)).transpose()?;
+                Command::Admin { data, action: AdminAction::CreateUnit { kind, name, parent } }
+            }
+            CliCommand::Invite { unit, role, name, expires_in_hours, host, qr } => {
+                let unit = id_arg("--unit", &unit)?;
+                let role = role.parse().map_err(|e: UnknownRole| ConfigError::Arg {
+                    flag: "--role",
+                    value: role.clone(),
+                    reason: e.to_string(),
+                })?;
+                let ttl = Duration::from_secs(expires_in_hours.saturating_mul(3600));
+                Command::Admin { data, action: AdminAction::Invite { unit, role, name, ttl, host, qr } }
+            }
+            CliCommand::RevokeDevice { device } => Command::Admin {
+                data,
+                action: AdminAction::RevokeDevice { device: id_arg("--device", &device)? },
+            },
         })
     }
+}
+
+fn id_arg<T: FromStr<Err = chibo_shared::ids::IdError>>(
+    flag: &'static str,
+    value: &str,
+) -> Result<T, ConfigError> {
+    value.parse().map_err(|e: chibo_shared::ids::IdError| ConfigError::Arg {
+        flag,
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 impl ServeArgs {

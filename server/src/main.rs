@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use chibo_server::config::{Cli, Command, DataDir, LogFormat};
+use chibo_server::config::{AdminAction, Cli, Command, DataDir, LogFormat};
+use chibo_server::roster::{InviteSpec, Limits, Roster, unix_now};
 use chibo_server::store::Store;
 use chibo_server::store::sqlite::SqliteStore;
 use chibo_server::store::transfer;
@@ -26,11 +27,22 @@ async fn main() -> anyhow::Result<()> {
             chibo_server::http::run(listener, config, shutdown_signal()).await
         }
         Command::Init(config) => {
-            let store = open_store(&config.data).await?;
+            let sqlite = open_sqlite(&config.data).await?;
             tracing::info!(path = %config.data.sqlite_path().display(), "store ready");
             if config.demo {
-                let written = transfer::store_documents(&*store, demo_documents()).await?;
+                let demo = chibo_shared::schema::demo::demo_branch();
+                let roster = Roster::new(sqlite.roster(), Limits::default());
+                let week = std::time::Duration::from_secs(7 * 24 * 3600);
+                let invites = roster.seed_demo(&demo, week, unix_now()).await?;
+                let written = transfer::store_documents(&sqlite, demo.documents).await?;
                 tracing::info!(documents = written, "stored the demo branch");
+                println!(
+                    "demo branch {} ({}); invite codes for a new device, valid 7 days:",
+                    demo.branch, demo.name
+                );
+                for i in invites {
+                    println!("  {}  {} ({})", i.code, i.name, i.role);
+                }
             }
             Ok(())
         }
@@ -46,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
             println!("exported {} document(s) to {}", report.documents, config.out.display());
             Ok(())
         }
+        Command::Admin { data, action } => admin(&data, action).await,
         Command::Import(config) => {
             let store = open_store(&config.data).await?;
             let report = transfer::import_dir(&*store, &config.input).await?;
@@ -59,6 +72,36 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The relay admin's roster commands, run against the data directory.
+async fn admin(data: &DataDir, action: AdminAction) -> anyhow::Result<()> {
+    let sqlite = open_sqlite(data).await?;
+    let roster = Roster::new(sqlite.roster(), Limits::default());
+    let now = unix_now();
+    match action {
+        AdminAction::CreateUnit { kind, name, parent } => {
+            let id = roster.create_unit(kind, &name, parent, now).await?;
+            println!("{id}");
+        }
+        AdminAction::Invite { unit, role, name, ttl, host, qr } => {
+            let issued = roster.create_invite(InviteSpec::new(unit, role, &name, ttl), now).await?;
+            let link = chibo_server::api::join_link(&host, &issued.code);
+            if let Some(path) = qr {
+                std::fs::write(&path, chibo_server::api::qr_svg(&link))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("code {}\nlink {link}\nexpires_at {}", issued.code, issued.record.expires_at);
+        }
+        AdminAction::RevokeDevice { device } => {
+            if !roster.db().revoke_device(device, now).await? {
+                bail!("device {device} is unknown or already revoked");
+            }
+            roster.db().audit(now, "admin".into(), "device.revoke", device.to_string()).await?;
+            println!("revoked {device}");
+        }
+    }
+    Ok(())
+}
+
 fn install_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -68,18 +111,16 @@ fn install_tracing(format: LogFormat) {
     }
 }
 
-async fn open_store(data: &DataDir) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_sqlite(data: &DataDir) -> anyhow::Result<SqliteStore> {
     std::fs::create_dir_all(data.path()).with_context(|| format!("creating {}", data.path().display()))?;
     let path = data.sqlite_path();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(path))
+    tokio::task::spawn_blocking(move || SqliteStore::open(path))
         .await?
-        .with_context(|| format!("opening {}", data.sqlite_path().display()))?;
-    Ok(Arc::new(store))
+        .with_context(|| format!("opening {}", data.sqlite_path().display()))
 }
 
-/// The demo branch's documents, for `init --demo`.
-fn demo_documents() -> Vec<(chibo_shared::ids::DocumentId, automerge::Automerge)> {
-    chibo_shared::schema::demo::demo_branch().documents
+async fn open_store(data: &DataDir) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(open_sqlite(data).await?))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

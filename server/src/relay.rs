@@ -478,14 +478,13 @@ impl Runner {
                     for conn in hit {
                         tracing::warn!(%conn, ?whom, "closing: access changed");
                         self.owners.remove(&conn);
-                        if let Some(outbox) = self.conns.remove(&conn) {
-                            if outbox
+                        if let Some(outbox) = self.conns.remove(&conn)
+                            && outbox
                                 .frames
                                 .try_send(Out::CloseWith(close_code::POLICY, "access changed"))
                                 .is_err()
-                            {
-                                outbox.writer.abort();
-                            }
+                        {
+                            outbox.writer.abort();
                         }
                         self.handle(Input::Disconnected { conn });
                     }

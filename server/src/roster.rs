@@ -181,6 +181,27 @@ pub struct DevicePrincipal {
     pub subject: Subject,
 }
 
+/// What an invite is for.
+#[derive(Debug, Clone)]
+pub struct InviteSpec {
+    pub unit: UnitId,
+    pub role: Role,
+    /// The invitee's name.
+    pub name: String,
+    /// Adds a device to this existing member instead of creating a member.
+    pub member: Option<MemberId>,
+    pub created_by: Option<MemberId>,
+    /// How long the code can be redeemed.
+    pub ttl: Duration,
+}
+
+impl InviteSpec {
+    /// A new member of `unit` with `role`, invited by the admin.
+    pub fn new(unit: UnitId, role: Role, name: &str, ttl: Duration) -> Self {
+        Self { unit, role, name: name.to_owned(), member: None, created_by: None, ttl }
+    }
+}
+
 /// A new invite: the code to hand over (shown once, stored only hashed).
 #[derive(Debug, Clone)]
 pub struct IssuedInvite {
@@ -194,13 +215,16 @@ struct Window {
     hits: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
+/// Nonces handed out and not yet answered: the device each is for, and when.
+type OpenChallenges = HashMap<[u8; 32], (DeviceId, Instant)>;
+
 /// The roster service: the tables plus the in-memory pieces (rate limits, open challenges).
 #[derive(Clone)]
 pub struct Roster {
     db: RosterDb,
     limits: Limits,
     enrol_hits: Arc<Mutex<Window>>,
-    challenges: Arc<Mutex<HashMap<[u8; 32], (DeviceId, Instant)>>>,
+    challenges: Arc<Mutex<OpenChallenges>>,
 }
 
 impl std::fmt::Debug for Roster {
@@ -305,19 +329,10 @@ impl Roster {
         Ok(id)
     }
 
-    /// Issues an invite to `unit` with `role`, valid for `ttl`. `member` adds a device to an
-    /// existing member instead of creating one.
-    pub async fn create_invite(
-        &self,
-        unit: UnitId,
-        role: Role,
-        name: &str,
-        member: Option<MemberId>,
-        created_by: Option<MemberId>,
-        ttl: Duration,
-        now: i64,
-    ) -> Result<IssuedInvite, RosterError> {
-        let name = checked_name(name)?;
+    /// Issues an invite (see [`InviteSpec`]).
+    pub async fn create_invite(&self, spec: InviteSpec, now: i64) -> Result<IssuedInvite, RosterError> {
+        let InviteSpec { unit, role, name, member, created_by, ttl } = spec;
+        let name = checked_name(&name)?;
         let unit_rec = self.db.unit(unit).await?.ok_or(RosterError::NotFound("unit"))?;
         let fits = match unit_rec.kind {
             UnitKind::Branch => role.is_branch_role(),
@@ -520,6 +535,55 @@ impl Roster {
             BTreeSet::new()
         };
         Ok(Subject { member: member.id, role: member.role, branch, clerk_of, oversees })
+    }
+}
+
+/// One demo member's invite for a new device.
+#[derive(Debug, Clone)]
+pub struct DemoInvite {
+    pub name: String,
+    pub role: Role,
+    pub code: String,
+}
+
+impl Roster {
+    /// Puts the demo branch on the roster (under a demo committee), names its documents in the
+    /// index, and issues each demo member an invite for a new device (valid `ttl`). Running it
+    /// again keeps what is there and issues fresh invites.
+    pub async fn seed_demo(
+        &self,
+        demo: &chibo_shared::schema::demo::DemoBranch,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<Vec<DemoInvite>, RosterError> {
+        use chibo_shared::schema::demo::DemoRole;
+        let committee =
+            UnitId::from_bytes(sha256(&[b"chibo/demo/committee"])[..16].try_into().unwrap_or_default());
+        let branch = UnitId::from(demo.branch);
+        let unit = |id, parent, kind, name: &str| UnitRecord { id, parent, kind, name: name.to_owned() };
+        self.db
+            .insert_unit(unit(committee, None, UnitKind::Committee, "Đảng ủy Phường Hòa Bình"), now)
+            .await?;
+        self.db.insert_unit(unit(branch, Some(committee), UnitKind::Branch, &demo.name), now).await?;
+        let rows =
+            demo.paths.iter().map(|p| (p.document_id(), p.to_canonical_string(), p.branch())).collect();
+        self.db.index_documents(rows).await?;
+        let mut invites = Vec::new();
+        for m in &demo.roster {
+            let role = match m.role {
+                DemoRole::Secretary => Role::Secretary,
+                DemoRole::Clerk | DemoRole::Member => Role::Member,
+            };
+            let record = MemberRecord { id: m.id, unit: branch, name: m.name.clone(), role };
+            self.db.insert_member(record, now).await?;
+            if m.role == DemoRole::Clerk {
+                self.db.set_clerk(demo.forum, m.id, true).await?;
+            }
+            let spec = InviteSpec { member: Some(m.id), ..InviteSpec::new(branch, role, &m.name, ttl) };
+            let issued = self.create_invite(spec, now).await?;
+            invites.push(DemoInvite { name: m.name.clone(), role, code: issued.code });
+        }
+        Ok(invites)
     }
 }
 

@@ -31,6 +31,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ServeConfig::new(data);
     config.listen = addr;
     config.app_dir = app_dir;
+    // Sync scenarios and the demo app's browser tests run without device credentials.
+    config.open_access = true;
     // Connections made before `run` accepts wait in the listen backlog, so printing now is safe.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening {addr}").context("writing the address")?;

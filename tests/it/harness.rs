@@ -57,13 +57,20 @@ impl Relay {
         Ok(Self { addr, stop: Some(stop), task })
     }
 
-    /// Starts the relay with default settings on the data directory `data`.
+    /// Starts the relay with default settings on the data directory `data`, in open access
+    /// (these scenarios test sync, not the roster; `access` tests start it closed).
     pub(crate) async fn start_in(data: &Path) -> anyhow::Result<Self> {
-        Self::start(ServeConfig::new(data)).await
+        let mut config = ServeConfig::new(data);
+        config.open_access = true;
+        Self::start(config).await
     }
 
     pub(crate) fn url(&self) -> String {
         sync_url(self.addr)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// True while the server task has neither returned nor panicked.
@@ -276,8 +283,28 @@ pub(crate) async fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
 
 /// A minimal HTTP/1.1 GET (one request per connection): `(status, body)`.
 pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    http_request(addr, "GET", path, None, None).await
+}
+
+/// One HTTP/1.1 request with an optional bearer token and JSON body: the status and the body.
+pub(crate) async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    json: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.context("connect")?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let body = json.map(ToString::to_string).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = bearer {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if json.is_some() {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
     tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw)).await.context("response timed out")??;

@@ -4,6 +4,7 @@
 //! conditions (a client's state, a process's output), never on the clock. The
 //! browser tests (`e2e`) also drive Chromium through chromedriver and need `CHIBO_E2E=1`.
 
+mod access;
 mod browser;
 mod durability;
 mod e2e;

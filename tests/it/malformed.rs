@@ -138,6 +138,7 @@ const CASES: [Case; 7] = [
 async fn malformed_input_closes_the_connection_and_the_relay_keeps_serving() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let mut config = ServeConfig::new(data.path());
+    config.open_access = true;
     config.max_message_bytes = MAX_MESSAGE_BYTES;
     let relay = Relay::start(config).await?;
 

@@ -44,7 +44,7 @@ async fn signed_in(r: &Roster, device: DeviceId, k: &SigningKey) -> Result<Strin
 }
 
 async fn invite(r: &Roster, unit: UnitId, role: Role, ttl: Duration) -> IssuedInvite {
-    r.create_invite(unit, role, "Nguyễn Văn An", None, None, ttl, NOW).await.expect("invite")
+    r.create_invite(InviteSpec::new(unit, role, "Nguyễn Văn An", ttl), NOW).await.expect("invite")
 }
 
 #[test]
@@ -179,7 +179,7 @@ async fn an_upper_level_reader_oversees_the_branches_below_their_committee_only(
 async fn roles_must_fit_the_unit() {
     let (r, _dir) = roster(Limits::default()).await;
     let (top, unit) = branch(&r).await;
-    assert!(r.create_invite(top, Role::Member, "x", None, None, HOUR, NOW).await.is_err());
-    assert!(r.create_invite(unit, Role::UpperReader, "x", None, None, HOUR, NOW).await.is_err());
+    assert!(r.create_invite(InviteSpec::new(top, Role::Member, "x", HOUR), NOW).await.is_err());
+    assert!(r.create_invite(InviteSpec::new(unit, Role::UpperReader, "x", HOUR), NOW).await.is_err());
     assert!(r.create_unit(UnitKind::Branch, "under a branch", Some(unit), NOW).await.is_err());
 }

@@ -194,7 +194,7 @@ mod tests {
         let want: std::collections::BTreeSet<ActorId> =
             [ActorId::from(b"alice".as_slice()), ActorId::from(b"bob".as_slice())].into();
         assert_eq!(actors, want);
-        assert_eq!(am.get(ROOT, "k0").ok().flatten().is_some(), true);
+        assert!(am.get(ROOT, "k0").ok().flatten().is_some());
     }
 
     #[test]
@@ -211,8 +211,10 @@ mod tests {
         };
         let mut trailing = change.clone();
         trailing.push(0);
-        assert!(matches!(incoming_changes(&message(vec![trailing])), Err(ChangeListError::Magic { .. })
-            | Err(ChangeListError::Truncated { .. })));
+        assert!(matches!(
+            incoming_changes(&message(vec![trailing])),
+            Err(ChangeListError::Magic { .. }) | Err(ChangeListError::Truncated { .. })
+        ));
         let mut unknown = change.clone();
         unknown[8] = 9;
         assert_eq!(

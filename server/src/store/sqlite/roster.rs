@@ -225,7 +225,8 @@ impl RosterDb {
                 UnitKind::Committee => "committee",
             };
             tx.execute(
-                "INSERT INTO units (id, parent, kind, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO units (id, parent, kind, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO NOTHING",
                 params![unit.id.as_bytes(), unit.parent.map(|p| p.as_bytes().to_vec()), kind, unit.name, now],
             )
             .map(drop)
@@ -356,6 +357,18 @@ impl RosterDb {
                 }
                 Err(e) => Err(err(e).into()),
             }
+        })
+        .await
+    }
+
+    /// Adds a member directly (the demo roster; real members join through invites).
+    pub async fn insert_member(&self, m: MemberRecord, now: i64) -> Result<(), StoreError> {
+        self.exec(move |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO members (id, unit, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![m.id.as_bytes(), m.unit.as_bytes(), m.name, m.role.as_str(), now],
+            )
+            .map(drop)
         })
         .await
     }
