@@ -105,8 +105,12 @@ pub trait Access {
     /// May `who` add these changes to `doc`? Called with every change of one sync message that
     /// the document does not hold yet (decoded from the message, see [`authorship`]), before any
     /// of them touches it. An `Err` closes the connection with its reason and applies none.
-    fn may_write(&self, who: &Self::Principal, doc: &DocumentId, changes: &[IncomingChange])
-    -> Result<(), String>;
+    fn may_write(
+        &self,
+        who: &Self::Principal,
+        doc: &DocumentId,
+        changes: &[IncomingChange],
+    ) -> Result<(), String>;
 
     /// Whether [`Access::may_write`] needs to see changes at all. `false` skips decoding them
     /// (clients trust their relay; the open policy allows everything).

@@ -119,4 +119,3 @@ fn roles_round_trip_through_their_names() {
     }
     assert!("chairman".parse::<Role>().is_err());
 }
-
