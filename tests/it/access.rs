@@ -16,6 +16,9 @@
 //! | guess invite codes                                     | `guessing_invite_codes_is_rate_limited`       |
 //! | oversized frames                                       | `an_oversized_frame_from_an_enrolled_device_…`|
 //! | no credential at all                                   | `sync_without_a_credential_is_refused`        |
+//!
+//! And the unmodified JS automerge-repo client with a credential in its URL:
+//! `the_js_client_syncs_with_a_credential_and_is_refused_without_one`.
 
 use std::time::Duration;
 
@@ -39,6 +42,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use crate::harness::{
     Device, Relay, Socket, TIMEOUT, append_text, binary, closed, edit, http_request, raw_join, stored_doc,
 };
+use crate::interop::JsPeer;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const FORUM: ForumId = ForumId::from_bytes([0x44; 16]);
@@ -587,4 +591,25 @@ async fn sync_without_a_credential_is_refused() -> anyhow::Result<()> {
     let (status, _) = http_request(w.relay.addr(), "GET", "/api/v1/roster", None, None).await?;
     ensure!(status == 401, "the roster without a token: {status}");
     w.relay.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_client_syncs_with_a_credential_and_is_refused_without_one() -> anyhow::Result<()> {
+    let s = scene().await?;
+    // The plain member's session token in the WebSocket URL: all an unmodified client needs.
+    let mut js = JsPeer::start(&s.w.url_for(&s.member.token)).await?;
+    let seen = js.call(&format!("find {}", s.forum.to_url()), "doc").await?;
+    ensure!(seen.contains("Khai mạc."), "the JS client got {seen}");
+    // What the member may not read stays unavailable to it.
+    let hidden = js.call(&format!("find {}", s.assessment.to_url()), "unavailable").await;
+    ensure!(hidden.is_ok(), "another member's self-assessment reached the JS client: {hidden:?}");
+    js.quit().await?;
+
+    // Without a token (and with a made-up one) the upgrade is refused and the client never
+    // hears the relay's `peer`.
+    for url in [s.w.relay.url(), s.w.url_for("not-a-token")] {
+        let refused = JsPeer::start_with(&url, Duration::from_secs(3)).await;
+        ensure!(refused.is_err(), "the JS client connected to {url} without a credential");
+    }
+    s.w.relay.stop().await
 }

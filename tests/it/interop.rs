@@ -23,7 +23,7 @@ use crate::harness::{Device, Relay, TIMEOUT, append_text};
 const INSTALL_HINT: &str = "run `npm ci --prefix tests/js` (needs Node >= 20 on PATH)";
 
 /// A JS automerge-repo peer (`node tests/js/peer.mjs <url>`), connected to the relay.
-struct JsPeer {
+pub(crate) struct JsPeer {
     /// The peer id the JS repo chose for itself.
     id: String,
     child: Child,
@@ -37,7 +37,12 @@ impl JsPeer {
     }
 
     /// Starts the peer and waits until the relay has answered its `join`.
-    async fn start(url: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn start(url: &str) -> anyhow::Result<Self> {
+        Self::start_with(url, TIMEOUT / 2).await
+    }
+
+    /// Starts the peer with its own waits limited to `node_timeout`.
+    pub(crate) async fn start_with(url: &str, node_timeout: std::time::Duration) -> anyhow::Result<Self> {
         let dir = Self::dir();
         let installed = dir.join("node_modules/@automerge/automerge-repo-network-websocket/package.json");
         ensure!(
@@ -45,9 +50,9 @@ impl JsPeer {
             "the JS automerge-repo client is not installed ({} is missing): {INSTALL_HINT}",
             installed.display()
         );
-        // The peer's own timeout is half of ours, so a wait that fails reports node's message (what
+        // The peer's own timeout is below ours, so a wait that fails reports node's message (what
         // it was waiting for and what it had) rather than only ours.
-        let node_timeout_ms = (TIMEOUT / 2).as_millis().to_string();
+        let node_timeout_ms = node_timeout.as_millis().to_string();
         let mut child = Command::new("node")
             .current_dir(&dir)
             .arg("peer.mjs")
@@ -88,14 +93,14 @@ impl JsPeer {
     }
 
     /// Sends one command and returns its reply (after `<want> `).
-    async fn call(&mut self, command: &str, want: &str) -> anyhow::Result<String> {
+    pub(crate) async fn call(&mut self, command: &str, want: &str) -> anyhow::Result<String> {
         self.stdin.write_all(format!("{command}\n").as_bytes()).await.context("writing to the JS peer")?;
         self.stdin.flush().await?;
         self.reply(want).await
     }
 
     /// Disconnects and checks that node exits cleanly.
-    async fn quit(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn quit(mut self) -> anyhow::Result<()> {
         self.call("quit", "bye").await?;
         let status =
             tokio::time::timeout(TIMEOUT, self.child.wait()).await.context("node did not exit")??;
