@@ -613,3 +613,54 @@ async fn the_js_client_syncs_with_a_credential_and_is_refused_without_one() -> a
     }
     s.w.relay.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_commitment_verifies_against_the_roster_on_the_secretarys_device() -> anyhow::Result<()> {
+    use chibo_shared::commitment::{self, CommitmentStatus};
+    use chibo_shared::schema::{PersonalPlan, PlanItem, PlanItemKind, PlanText};
+
+    let s = scene().await?;
+    let branch = chibo_shared::ids::BranchId::from_bytes(*s.w.a.as_bytes());
+    let path = DocPath::PersonalPlan { branch, member: s.member.member, year: 2026 };
+    let plan =
+        s.w.create::<PersonalPlan>(&s.member, path, |p| {
+            p.items.push(PlanItem::new("i1", PlanItemKind::Resolution4, "Khắc phục bệnh ngại va chạm."));
+        })
+        .await?;
+    // The member signs on their phone with the device key they enrolled.
+    let (key, member) = (s.member.key.clone(), s.member.member);
+    s.member
+        .device
+        .client
+        .change(plan, move |d| commitment::commit(d, &plan, &member, &key, 1_790_000_000))
+        .await??;
+    s.member.device.client.wait_synced(plan, TIMEOUT).await?;
+
+    // The secretary's device gets the plan from the relay and the keys from the roster API.
+    let (status, roster) =
+        http_request(s.w.relay.addr(), "GET", "/api/v1/roster", Some(&s.secretary.token), None).await?;
+    ensure!(status == 200, "roster: {status} {roster}");
+    let roster: serde_json::Value = serde_json::from_str(&roster)?;
+    let keys: Vec<String> = roster["members"]
+        .as_array()
+        .context("members")?
+        .iter()
+        .filter(|m| m["id"] == member.to_string())
+        .flat_map(|m| m["devices"].as_array().cloned().unwrap_or_default())
+        .filter_map(|d| d["public_key"].as_str().map(str::to_owned))
+        .collect();
+    ensure!(keys.len() == 1, "the member's device keys on the roster: {keys:?}");
+    let known = move |k: &[u8; 32]| keys.contains(&hex::encode(k));
+    let copy = s.w.fetch(&s.secretary, plan).await?.context("the secretary reads plans")?;
+    let status = commitment::verify(&copy, &plan, &member, known.clone())?;
+    ensure!(matches!(status, CommitmentStatus::Valid { .. }), "on the secretary's copy: {status:?}");
+
+    // An edit to a signed item after signing shows on the secretary's side.
+    let item = PlanText::ItemContent { id: "i1".into() };
+    s.member.device.client.change(plan, move |d| append_text(d, &item, " Sửa sau khi ký.")).await??;
+    s.member.device.client.wait_synced(plan, TIMEOUT).await?;
+    let copy = s.w.fetch(&s.secretary, plan).await?.context("the secretary reads plans")?;
+    let status = commitment::verify(&copy, &plan, &member, known)?;
+    ensure!(matches!(status, CommitmentStatus::ChangedSinceSigning { .. }), "after an edit: {status:?}");
+    s.w.relay.stop().await
+}
