@@ -664,3 +664,52 @@ async fn a_signed_commitment_verifies_against_the_roster_on_the_secretarys_devic
     ensure!(matches!(status, CommitmentStatus::ChangedSinceSigning { .. }), "after an edit: {status:?}");
     s.w.relay.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secretary_invites_promotes_and_revokes_through_the_api() -> anyhow::Result<()> {
+    let mut w = World::start(Limits::default()).await?;
+    let a = w.a;
+    let secretary = w.person(a, Role::Secretary, "bi-thu").await?;
+    let member = w.person(a, Role::Member, "dang-vien").await?;
+
+    // A plain member may not invite.
+    let body = json!({ "name": "Ngô Văn Tâm", "role": "member" });
+    let (status, _) = w.post("/api/v1/invites", Some(&member.token), body.clone()).await?;
+    ensure!(status == 403, "a plain member invited someone: {status}");
+    // The secretary's invite comes with a join link and its QR code, and the code works.
+    let (status, text) = w.post("/api/v1/invites", Some(&secretary.token), body).await?;
+    ensure!(status == 201, "invite: {status} {text}");
+    let code = field(&text, "code")?;
+    ensure!(field(&text, "join_url")?.ends_with(&format!("ma={code}")), "{text}");
+    ensure!(field(&text, "qr_svg")?.starts_with("<?xml") && text.contains("<svg"), "no QR code in {text}");
+    let (status, text, _) = w.try_enrol(&code, "newcomer").await?;
+    ensure!(status == 201 && field(&text, "role")? == "member", "the invitee: {status} {text}");
+
+    // Promote the member to deputy secretary; the deputy then may invite, but not a secretary.
+    let path = format!("/api/v1/members/{}/role", member.member);
+    let (status, text) = w.post(&path, Some(&secretary.token), json!({ "role": "deputy-secretary" })).await?;
+    ensure!(status == 204, "promote: {status} {text}");
+    let (status, text) = http_request(w.relay.addr(), "GET", "/api/v1/me", Some(&member.token), None).await?;
+    ensure!(status == 200 && field(&text, "role")? == "deputy-secretary", "after promotion: {status} {text}");
+    let (status, _) =
+        w.post("/api/v1/invites", Some(&member.token), json!({ "name": "X", "role": "secretary" })).await?;
+    ensure!(status == 403, "a deputy invited a secretary: {status}");
+    let (status, _) =
+        w.post("/api/v1/invites", Some(&member.token), json!({ "name": "Y", "role": "member" })).await?;
+    ensure!(status == 201, "a deputy invites members: {status}");
+    // A deputy cannot take the secretary's role away.
+    let path = format!("/api/v1/members/{}/role", secretary.member);
+    let (status, _) = w.post(&path, Some(&member.token), json!({ "role": "member" })).await?;
+    ensure!(status == 403, "a deputy demoted the secretary: {status}");
+
+    // A member of another branch is out of reach.
+    let b = w.b;
+    let outsider = w.person(b, Role::Member, "ngoai").await?;
+    let path = format!("/api/v1/devices/{}/revoke", outsider.device_id);
+    let (status, _) = w.post(&path, Some(&secretary.token), json!({})).await?;
+    ensure!(status == 404, "revoked a device of another branch: {status}");
+    // Everyone may revoke their own lost phone.
+    let (status, _) = w.post(&path, Some(&outsider.token), json!({})).await?;
+    ensure!(status == 204, "revoking one's own device: {status}");
+    w.relay.stop().await
+}
