@@ -1,7 +1,11 @@
 //! Views more than one page shows.
 
-use leptos::prelude::*;
+pub mod text_editor;
 
+use leptos::prelude::*;
+pub use text_editor::{TextEditor, save_state};
+
+use crate::i18n::use_texts;
 use crate::sync::{Connection, SyncHandle};
 
 /// Online or offline, how many documents the relay has not acknowledged, and the last time
@@ -15,17 +19,17 @@ pub fn SyncStatusBar() -> impl IntoView {
         Connection::Offline => "offline",
     };
     let connection = move || match sync.connection() {
-        Connection::Online => "Đang trực tuyến",
-        Connection::Connecting => "Đang kết nối…",
-        Connection::Offline => "Ngoại tuyến",
+        Connection::Online => use_texts().online,
+        Connection::Connecting => use_texts().connecting,
+        Connection::Offline => use_texts().offline,
     };
     let unsynced = move || match sync.unsynced() {
-        0 => "Mọi tài liệu đã đồng bộ".to_owned(),
-        n => format!("{n} tài liệu chưa đồng bộ"),
+        0 => use_texts().all_synced.to_owned(),
+        n => format!("{n} {}", use_texts().unsynced_suffix),
     };
     let last_sync = move || match sync.last_sync() {
-        Some(at) => format!("Đồng bộ lần cuối: {}", local_time(at)),
-        None => "Chưa đồng bộ lần nào".to_owned(),
+        Some(at) => format!("{} {}", use_texts().last_sync, local_time(at)),
+        None => use_texts().never_synced.to_owned(),
     };
     view! {
         <p class="sync-status" data-testid="sync-status" data-state=state role="status">
@@ -39,8 +43,11 @@ pub fn SyncStatusBar() -> impl IntoView {
             <Show when=move || sync.connection() == Connection::Offline>
                 " "
                 <button type="button" data-testid="reconnect" on:click=move |_| sync.reconnect_now()>
-                    "Thử kết nối lại"
+                    {move || use_texts().reconnect}
                 </button>
+            </Show>
+            <Show when=move || sync.last_error().is_some_and(|e| e.contains("401"))>
+                <span class="warning" data-testid="revoked">{move || use_texts().revoked}</span>
             </Show>
         </p>
     }

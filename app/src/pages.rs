@@ -1,13 +1,17 @@
 //! One file per page; each is a view over [`crate::sync::SyncHandle`] (documents) and, for the
 //! documents page, [`crate::storage`].
 
+pub mod assessment;
 pub mod documents;
 pub mod forum;
 pub mod home;
+pub mod join;
 
+pub use assessment::AssessmentPage;
 pub use documents::DocumentsPage;
 pub use forum::ForumPage;
 pub use home::HomePage;
+pub use join::JoinPage;
 
 use leptos::prelude::*;
 use leptos_router::components::A;

@@ -1,7 +1,8 @@
 //! The only module that touches IndexedDB (and the browser's storage manager).
 //!
 //! Database `chibo`, object store `chunks`: key `[documentId, kind, name]`, value the chunk's bytes
-//! as a `Uint8Array`. The layout, what a chunk is and when to compact are decided by
+//! as a `Uint8Array`; object store `device`: key `"self"`, value this device's enrolment (its key
+//! seed, actor, session) as a JSON string, written by [`crate::account`]. The layout, what a chunk is and when to compact are decided by
 //! [`chibo_shared::storage`]; this module only stores and fetches chunks. A [`write`](IdbStore::write)
 //! resolves only once its transaction has *completed* with strict durability, so the UI may call
 //! an edit saved when it returns `Ok`.
@@ -21,9 +22,12 @@ use wasm_bindgen_futures::JsFuture;
 /// The IndexedDB database name.
 pub const DB_NAME: &str = "chibo";
 /// Bump with a migration in [`upgrade`] when the object stores change.
-const DB_VERSION: u32 = 1;
-/// The one object store: chunks keyed `[documentId, kind, name]`.
+const DB_VERSION: u32 = 2;
+/// Chunks keyed `[documentId, kind, name]`.
 const CHUNKS: &str = "chunks";
+/// This device's enrolment, one record under [`DEVICE_KEY`] (version 2).
+const DEVICE: &str = "device";
+const DEVICE_KEY: &str = "self";
 
 /// Why a storage operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -168,6 +172,33 @@ impl IdbStore {
         }
     }
 
+    /// This device's enrolment record, if it has one.
+    pub async fn device_record(&self) -> Result<Option<String>, StorageError> {
+        let tx = self.db.transaction(DEVICE).build()?;
+        let store = tx.object_store(DEVICE)?;
+        let value: Option<JsValue> = store.get(DEVICE_KEY).primitive()?.await?;
+        Ok(value.and_then(|v| v.as_string()))
+    }
+
+    /// Replaces this device's enrolment record; resolves once durable.
+    pub async fn put_device_record(&self, json: &str) -> Result<(), StorageError> {
+        let tx = self
+            .db
+            .transaction(DEVICE)
+            .with_mode(TransactionMode::Readwrite)
+            .with_options(TransactionOptions::new().with_durability(TransactionDurability::Strict))
+            .build()?;
+        let raw: web_sys::IdbTransaction = tx.as_sys().clone().unchecked_into();
+        let issued = tx.object_store(DEVICE).and_then(|store| {
+            drop(store.put(JsValue::from_str(json)).with_key(DEVICE_KEY).primitive()?);
+            Ok(())
+        });
+        match issued {
+            Ok(()) => tx.commit().await.map_err(|e| StorageError::from_idb(e, Some(&raw))),
+            Err(e) => Err(StorageError::from_idb(e, Some(&raw))),
+        }
+    }
+
     /// The documents that have at least one chunk, in key order.
     pub async fn list_documents(&self) -> Result<Vec<DocumentId>, StorageError> {
         let tx = self.db.transaction(CHUNKS).build()?;
@@ -225,6 +256,9 @@ fn upgrade(
     // Versions are small integers stored as f64; truncation is exact.
     if (event.old_version() as u32) < 1 {
         db.create_object_store(CHUNKS).build()?;
+    }
+    if (event.old_version() as u32) < 2 {
+        db.create_object_store(DEVICE).build()?;
     }
     Ok(())
 }

@@ -57,6 +57,10 @@ pub fn reconnect_delay(attempt: u32, random: f64) -> u32 {
     (f64::from(base) * factor).round() as u32
 }
 
+/// Prepares a connection: resolves to the `/sync` query string, or why not now.
+pub type Prepare =
+    Rc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>>;
+
 /// Whether the page is talking to the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connection {
@@ -91,8 +95,17 @@ impl SyncHandle {
     /// Starts syncing: opens local storage, opens `documents` (each with its genesis seed, so an
     /// offline first start still has the document's structure) and every document already stored
     /// on this device, and connects to the relay. Call once, inside the app's reactive owner.
-    pub fn start(documents: Vec<(DocumentId, Option<Vec<u8>>)>) -> Self {
-        let driver = Driver::new(local::device_identity());
+    ///
+    /// `identity` is the enrolled device's (its registered actor); `None` uses a random local
+    /// stand-in, for a relay in open access. `prepare` runs before every connection attempt and
+    /// returns the `/sync` query string (the session token); an error waits for the next attempt.
+    pub fn start(
+        identity: Option<DeviceIdentity>,
+        documents: Vec<(DocumentId, Option<Vec<u8>>)>,
+        prepare: Option<Prepare>,
+    ) -> Self {
+        let driver = Driver::new(identity.unwrap_or_else(local::device_identity));
+        *driver.prepare.borrow_mut() = prepare;
         driver.listen_to_browser();
         let d = driver.clone();
         wasm_bindgen_futures::spawn_local(async move {
@@ -160,6 +173,16 @@ impl SyncHandle {
         self.with(|d| d.doc_sync(doc))
     }
 
+    /// Why the last connection attempt could not start (tracked), e.g. the device was revoked.
+    pub fn last_error(&self) -> Option<String> {
+        self.with(|d| d.status.last_error.get())
+    }
+
+    /// Opens another document (with its genesis seed) and syncs it from now on.
+    pub fn open(&self, doc: DocumentId, seed: Option<Vec<u8>>) {
+        self.with(|d| d.open(doc, seed));
+    }
+
     /// Reconnects now instead of waiting for the backoff.
     pub fn reconnect_now(&self) {
         self.with(|d| d.connect_now());
@@ -169,6 +192,7 @@ impl SyncHandle {
 #[derive(Clone)]
 struct Status {
     connection: ArcRwSignal<Connection>,
+    last_error: ArcRwSignal<Option<String>>,
     unsynced: ArcRwSignal<usize>,
     last_sync: ArcRwSignal<Option<f64>>,
 }
@@ -245,6 +269,9 @@ struct Driver {
     heard_relay: Cell<bool>,
     status: Status,
     listeners: RefCell<Vec<Closure<dyn FnMut()>>>,
+    prepare: RefCell<Option<Prepare>>,
+    /// A connection is being prepared (token, document names): no second attempt meanwhile.
+    preparing: Cell<bool>,
 }
 
 impl Driver {
@@ -266,10 +293,13 @@ impl Driver {
             heard_relay: Cell::new(false),
             status: Status {
                 connection: ArcRwSignal::new(Connection::Offline),
+                last_error: ArcRwSignal::new(None),
                 unsynced: ArcRwSignal::new(0),
                 last_sync: ArcRwSignal::new(local::last_sync()),
             },
             listeners: RefCell::new(Vec::new()),
+            prepare: RefCell::new(None),
+            preparing: Cell::new(false),
         })
     }
 
@@ -494,10 +524,39 @@ impl Driver {
     }
 
     fn connect(&self) {
-        if self.socket.borrow().is_some() {
+        if self.socket.borrow().is_some() || self.preparing.get() {
             return;
         }
         let Some(url) = sync_url() else { return };
+        let prepare = self.prepare.borrow().clone();
+        let Some(prepare) = prepare else { return self.open_socket(&url) };
+        self.preparing.set(true);
+        self.status.connection.set(Connection::Connecting);
+        let me = self.me.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let query = prepare().await;
+            let Some(d) = me.upgrade() else { return };
+            d.preparing.set(false);
+            match query {
+                Ok(query) => {
+                    d.status.last_error.set(None);
+                    d.open_socket(&format!("{url}?{query}"));
+                }
+                Err(why) => {
+                    warn!("sync: cannot connect yet: {why}");
+                    d.status.last_error.set(Some(why));
+                    d.status.connection.set(Connection::Offline);
+                    d.schedule_retry();
+                }
+            }
+        });
+    }
+
+    fn open_socket(&self, url: &str) {
+        if self.socket.borrow().is_some() {
+            return;
+        }
+        let url = url.to_owned();
         let ws = match WebSocket::new(&url) {
             Ok(ws) => ws,
             Err(e) => {
@@ -593,7 +652,7 @@ impl Driver {
     }
 
     fn schedule_retry(&self) {
-        if self.retry_timer.get().is_some() || self.socket.borrow().is_some() {
+        if self.retry_timer.get().is_some() || self.socket.borrow().is_some() || self.preparing.get() {
             return;
         }
         let attempt = self.attempt.get();

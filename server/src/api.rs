@@ -151,15 +151,28 @@ async fn session(
     Ok(Json(serde_json::json!({ "token": token, "expires_at": expires_at })))
 }
 
+/// Who the token is, and the forums of their branch (a forum exists once its document is named).
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, AppError> {
     let who = bearer(&state, &headers).await?;
     let s = &who.subject;
+    let db = state.roster.db();
+    let member = db.member(s.member).await?.ok_or(RosterError::Unauthenticated)?;
+    let mut forums = Vec::new();
+    if let Some(branch) = s.branch {
+        for path in db.paths_of_branch(branch).await? {
+            if let Ok(DocPath::Forum { forum, .. }) = path.parse::<DocPath>() {
+                forums.push(forum.to_string());
+            }
+        }
+    }
     Ok(Json(serde_json::json!({
         "device": who.device.to_string(),
         "member": s.member.to_string(),
+        "name": member.name,
         "role": s.role.to_string(),
         "branch": s.branch.map(|b| b.to_string()),
         "clerk_of": s.clerk_of.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "forums": forums,
     })))
 }
 

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use chibo_shared::access::session_payload;
 use chibo_shared::access::{Role, Subject};
 use chibo_shared::ids::{BranchId, DeviceId, ForumId, MemberId, UnitId};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
@@ -284,11 +285,6 @@ pub fn parse_code(typed: &str) -> Option<(String, String)> {
     let valid =
         clean.len() == LOOKUP_LEN + SECRET_LEN && clean.bytes().all(|b| CODE_ALPHABET[..31].contains(&b));
     valid.then(|| (clean[..LOOKUP_LEN].to_owned(), clean[LOOKUP_LEN..].to_owned()))
-}
-
-/// The challenge text a device signs to open a session.
-pub fn session_payload(device: &DeviceId, nonce: &[u8; 32]) -> Vec<u8> {
-    format!("chibo/session/v1\n{device}\n{}", hex::encode(nonce)).into_bytes()
 }
 
 impl Roster {

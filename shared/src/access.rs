@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::ids::{BranchId, ForumId, MemberId};
+use crate::ids::{BranchId, DeviceId, ForumId, MemberId};
 use crate::schema::DocPath;
 
 /// A role on the roster.
@@ -131,6 +131,12 @@ impl Subject {
     fn oversees(&self, path: &DocPath) -> bool {
         self.role == Role::UpperReader && self.oversees.contains(&path.branch())
     }
+}
+
+/// The text a device signs with its enrolled key to open a session: the relay's nonce bound to the
+/// device. Part of the protocol between the app and the relay: never change it.
+pub fn session_payload(device: &DeviceId, nonce: &[u8; 32]) -> Vec<u8> {
+    format!("chibo/session/v1\n{device}\n{}", hex::encode(nonce)).into_bytes()
 }
 
 /// May `who` read the document at `path`?

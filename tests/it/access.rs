@@ -40,7 +40,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::harness::{
-    Device, Relay, Socket, TIMEOUT, append_text, binary, closed, edit, http_request, raw_join, stored_doc,
+    Device, Relay, Socket, TIMEOUT, append_text, binary, closed, edit, enrol, http_request, raw_join,
+    sign_in, stored_doc,
 };
 use crate::interop::JsPeer;
 
@@ -109,31 +110,13 @@ impl World {
     async fn try_enrol(&mut self, code: &str, name: &str) -> anyhow::Result<(u16, String, SigningKey)> {
         self.keys += 1;
         let key = SigningKey::from_bytes(&[self.keys; 32]);
-        let actor = ActorId::from(format!("device/{name}").as_bytes());
-        let body = json!({
-            "code": code,
-            "public_key": hex::encode(key.verifying_key().to_bytes()),
-            "actor": hex::encode(actor.to_bytes()),
-            "label": name,
-        });
-        let (status, text) = self.post("/api/v1/enrol", None, body).await?;
+        let (status, text) = enrol(self.relay.addr(), code, name, &key).await?;
         Ok((status, text, key))
     }
 
     /// Signs a fresh challenge with `key`: the status and body of `POST /api/v1/session`.
     async fn try_sign_in(&self, device: DeviceId, key: &SigningKey) -> anyhow::Result<(u16, String)> {
-        let (status, text) =
-            self.post("/api/v1/session/challenge", None, json!({ "device": device.to_string() })).await?;
-        ensure!(status == 200, "challenge: {status} {text}");
-        let nonce: [u8; 32] =
-            hex::decode(field(&text, "nonce")?)?.try_into().map_err(|_| anyhow::anyhow!("nonce"))?;
-        let signature = key.sign(&session_payload(&device, &nonce));
-        let body = json!({
-            "device": device.to_string(),
-            "nonce": hex::encode(nonce),
-            "signature": hex::encode(signature.to_bytes()),
-        });
-        self.post("/api/v1/session", None, body).await
+        sign_in(self.relay.addr(), device, key).await
     }
 
     /// Invites, enrols and signs in a person with `role` in `unit`.
@@ -632,7 +615,9 @@ async fn a_signed_commitment_verifies_against_the_roster_on_the_secretarys_devic
     s.member
         .device
         .client
-        .change(plan, move |d| commitment::commit(d, &plan, &member, &key, 1_790_000_000))
+        .change(plan, move |d| {
+            commitment::commit(d, &plan, &member, &key, 1_790_000_000).map_err(anyhow::Error::from)
+        })
         .await??;
     s.member.device.client.wait_synced(plan, TIMEOUT).await?;
 

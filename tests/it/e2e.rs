@@ -8,10 +8,11 @@ use std::path::Path;
 
 use anyhow::{Context as _, ensure};
 use chibo_server::config::DataDir;
+use chibo_server::roster::{Limits, Roster, unix_now};
 use chibo_server::store::sqlite::SqliteStore;
 use chibo_server::store::transfer;
 use chibo_shared::ids::DocumentId;
-use chibo_shared::schema::demo::{demo_branch, demo_branch_id, demo_forum_id};
+use chibo_shared::schema::demo::{DemoRole, demo_branch, demo_branch_id, demo_forum_id};
 use chibo_shared::schema::{DocPath, ForumText, read_text};
 use thirtyfour::prelude::*;
 
@@ -36,12 +37,18 @@ async fn clerk_and_secretary_type_into_the_minutes_offline_and_both_insertions_s
         return Ok(());
     };
     let data = tempfile::tempdir()?;
-    store_demo_branch(data.path()).await?;
+    let codes = store_demo_branch(data.path()).await?;
     let relay = RelayProcess::serve_app(data.path(), ([127, 0, 0, 1], 0).into(), &machine.app_dir).await?;
     let chromedriver = ChromeDriver::start(&machine.chromedriver).await?;
     let clerk = chromedriver.phone(&machine.chromium).await?;
     let secretary = chromedriver.phone(&machine.chromium).await?;
-    let outcome = offline_edits_merge(&machine.app_dir, data.path(), relay, [&clerk, &secretary]).await;
+    let outcome = async {
+        let origin = relay.addr();
+        join(&clerk, origin, &codes.clerk).await?;
+        join(&secretary, origin, &codes.secretary).await?;
+        offline_edits_merge(&machine.app_dir, data.path(), relay, [&clerk, &secretary]).await
+    }
+    .await;
     // Close the browsers whatever happened; the driver dies on drop.
     for phone in [clerk, secretary] {
         let _ = phone.quit().await;
@@ -142,10 +149,38 @@ async fn reconnect_now(phone: &Phone) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn store_demo_branch(data: &Path) -> anyhow::Result<()> {
+/// Invite codes for a new device of demo members.
+pub(crate) struct DemoCodes {
+    pub(crate) secretary: String,
+    pub(crate) clerk: String,
+    pub(crate) members: Vec<String>,
+}
+
+/// Stores the demo branch and its roster (as `chibo-server init --demo` does) in `data`.
+pub(crate) async fn store_demo_branch(data: &Path) -> anyhow::Result<DemoCodes> {
     let path = DataDir::new(data).sqlite_path();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
-    transfer::store_documents(&store, demo_branch().documents).await?;
+    let demo = demo_branch();
+    let roster = Roster::new(store.roster(), Limits::default());
+    let invites = roster.seed_demo(&demo, std::time::Duration::from_secs(3600), unix_now()).await?;
+    transfer::store_documents(&store, demo.documents).await?;
+    let code_of = |name: &str| invites.iter().find(|i| i.name == name).map(|i| i.code.clone());
+    let roster = demo.roster;
+    let by_role = |role: DemoRole| roster.iter().filter(move |m| m.role == role).map(|m| m.name.as_str());
+    Ok(DemoCodes {
+        secretary: by_role(DemoRole::Secretary).find_map(code_of).context("no secretary")?,
+        clerk: by_role(DemoRole::Clerk).find_map(code_of).context("no clerk")?,
+        members: by_role(DemoRole::Member).filter_map(code_of).collect(),
+    })
+}
+
+/// Opens the join page with `code` from its link (as a scanned QR code does), joins, and waits
+/// for the member's home page.
+pub(crate) async fn join(phone: &Phone, origin: std::net::SocketAddr, code: &str) -> anyhow::Result<()> {
+    phone.open(origin, &format!("/tham-gia?ma={code}")).await?;
+    phone.wait_for_value("invite-code", code).await?;
+    phone.wait_for("the join button", "[data-testid=join]:enabled").await?.click().await?;
+    phone.wait_for("the member's home page", "[data-testid=hello]").await?;
     Ok(())
 }
 

@@ -414,3 +414,70 @@ pub(crate) async fn closed(ws: &mut Socket, skip_binary: bool) -> anyhow::Result
         }
     }
 }
+
+/// Enrols a native device with an invite `code` through the relay's API, as the app does: its
+/// key from `seed`, its actor `device/<name>` (what [`Device::new`] uses). The status and body.
+pub(crate) async fn enrol(
+    addr: SocketAddr,
+    code: &str,
+    name: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<(u16, String)> {
+    let actor = ActorId::from(format!("device/{name}").as_bytes());
+    let body = serde_json::json!({
+        "code": code,
+        "public_key": hex::encode(key.verifying_key().to_bytes()),
+        "actor": hex::encode(actor.to_bytes()),
+        "label": name,
+    });
+    http_request(addr, "POST", "/api/v1/enrol", None, Some(&body)).await
+}
+
+/// Signs a fresh challenge with `key`: the status and body of `POST /api/v1/session`.
+pub(crate) async fn sign_in(
+    addr: SocketAddr,
+    device: chibo_shared::ids::DeviceId,
+    key: &ed25519_dalek::SigningKey,
+) -> anyhow::Result<(u16, String)> {
+    use ed25519_dalek::Signer as _;
+    let body = serde_json::json!({ "device": device.to_string() });
+    let (status, text) = http_request(addr, "POST", "/api/v1/session/challenge", None, Some(&body)).await?;
+    ensure!(status == 200, "challenge: {status} {text}");
+    let nonce: [u8; 32] = hex::decode(json_field(&text, "nonce")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a nonce of another length"))?;
+    let signature = key.sign(&chibo_shared::access::session_payload(&device, &nonce));
+    let body = serde_json::json!({
+        "device": device.to_string(),
+        "nonce": hex::encode(nonce),
+        "signature": hex::encode(signature.to_bytes()),
+    });
+    http_request(addr, "POST", "/api/v1/session", None, Some(&body)).await
+}
+
+/// A string field of a JSON answer.
+pub(crate) fn json_field(json_text: &str, name: &str) -> anyhow::Result<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json_text).with_context(|| format!("not JSON: {json_text}"))?;
+    v.get(name)
+        .and_then(|f| f.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no {name} in {json_text}"))
+}
+
+/// A native device enrolled with `code` and signed in: the device and its `/sync` URL.
+pub(crate) async fn enrolled_device(
+    addr: SocketAddr,
+    code: &str,
+    name: &str,
+    seed: u8,
+) -> anyhow::Result<(Device, String)> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let (status, text) = enrol(addr, code, name, &key).await?;
+    ensure!(status == 201, "enrol {name}: {status} {text}");
+    let device = json_field(&text, "device")?.parse()?;
+    let (status, text) = sign_in(addr, device, &key).await?;
+    ensure!(status == 200, "sign in {name}: {status} {text}");
+    let token = json_field(&text, "token")?;
+    Ok((Device::new(name)?, format!("{}?token={token}", sync_url(addr))))
+}

@@ -12,5 +12,6 @@ mod harness;
 mod interop;
 mod lazy_load;
 mod malformed;
+mod member_app;
 mod offline;
 mod slow_peer;

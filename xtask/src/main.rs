@@ -23,7 +23,7 @@ usage: cargo xtask <command>
 commands:
   ensure-tools      check/install wasm-bindgen-cli (Cargo.lock's version), wasm-opt, the wasm32 target
   build-app [--dev] build the web app into app/dist/ (--dev: debug build, no wasm-opt)
-  run               build the app, create ./chibo-data with the demo branch if missing, serve on 127.0.0.1:8080
+  run               build the app, create ./chibo-data with the demo branch, print invite codes, serve on 127.0.0.1:8080
   test              every test: native workspace tests, browser storage tests, the app build, then
                     the end-to-end browser test (CHIBO_E2E=1; needs chromium and chromedriver)";
 
@@ -59,18 +59,13 @@ fn run_command(args: Vec<String>) -> Result<()> {
 fn run(root: &Path) -> Result<()> {
     tools::ensure(root)?;
     let dist = app::build(root, app::Mode::Release)?;
-    let data = Path::new("chibo-data");
     let server =
         ["run", "--release", "-p", "chibo-server", "--bin", "chibo-server", "--", "--data", "./chibo-data"];
-    if !data.join("chibo.sqlite3").exists() {
-        cargo(&[&server[..], &["init", "--demo"]].concat())?;
-    }
+    // Creates the demo branch on first run; every run prints fresh invite codes for its members.
+    cargo(&[&server[..], &["init", "--demo"]].concat())?;
     let dist = dist.to_string_lossy();
-    println!("chibo: http://127.0.0.1:8080 (Ctrl-C stops)");
-    // The demo app has no join screen yet, so its pages sync without a device credential: open
-    // access, on loopback only. Enrolled devices (invite codes printed by `init --demo`) are
-    // checked against the roster as always.
-    let serve = ["serve", "--listen", "127.0.0.1:8080", "--app-dir", &dist, "--open-access"];
+    println!("chibo: http://127.0.0.1:8080 — join with one of the codes above (Ctrl-C stops)");
+    let serve = ["serve", "--listen", "127.0.0.1:8080", "--app-dir", &dist];
     cargo(&[&server[..], &serve[..]].concat())
 }
 

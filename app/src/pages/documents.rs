@@ -6,9 +6,9 @@ use chibo_shared::schema::demo::demo_paths;
 use chibo_shared::schema::{BranchProfile, DocPath, hydrate};
 use leptos::prelude::*;
 
-use crate::Branch;
 use crate::storage::{self, IdbStore, Persistence, StorageError};
 use crate::sync::SyncHandle;
+use crate::use_branch;
 
 /// What the page shows about local storage once it is open.
 #[derive(Debug, Clone)]
@@ -30,11 +30,12 @@ pub fn DocumentsPage() -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
     let local = LocalResource::new(open_local);
     // Saving a document for the first time adds it to the list.
-    let branch = expect_context::<Branch>();
     let refresh = Memo::new(move |_| {
-        sync.track(branch.profile);
-        sync.track(branch.forum);
-        (sync.doc_sync(branch.profile).saved, sync.doc_sync(branch.forum).saved)
+        let branch = use_branch();
+        let (profile, forum) = (branch.profile(), branch.forum_doc().unwrap_or(branch.plan()));
+        sync.track(profile);
+        sync.track(forum);
+        (sync.doc_sync(profile).saved, sync.doc_sync(forum).saved)
     });
     Effect::new(move |previous: Option<(bool, bool)>| {
         let now = refresh.get();
@@ -88,7 +89,7 @@ fn Local(state: LocalState) -> impl IntoView {
 #[component]
 fn DocumentRow(doc: DocumentId) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let profile = expect_context::<Branch>().profile;
+    let profile = use_branch().profile();
     let label = move || {
         sync.track(profile);
         let names = sync

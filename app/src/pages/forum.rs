@@ -3,19 +3,15 @@
 //! splice of the minutes' automerge Text, so two people typing at once merge character by
 //! character; remote changes re-render the textarea with the caret kept next to the same text.
 
-use chibo_shared::ids::DocumentId;
-use chibo_shared::schema::{
-    Forum, ForumText, Guest, SchemaError, ScriptSection, Session, hydrate, read_text, splice_text,
-};
-use leptos::html::Textarea;
-use leptos::logging::error;
+use chibo_shared::schema::{Forum, ForumText, Guest, ScriptSection, Session, hydrate};
 use leptos::prelude::*;
-use wasm_bindgen::JsValue;
-use web_sys::HtmlTextAreaElement;
 
-use crate::Branch;
-use crate::edit::{chars_to_utf16, minimal_splice, rebase, utf16_to_chars};
+use chibo_shared::ids::DocumentId;
+
+use crate::components::TextEditor;
+use crate::i18n::use_texts;
 use crate::sync::SyncHandle;
+use crate::use_branch;
 
 /// What the page shows of the forum besides the minutes.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,8 +35,15 @@ impl From<Forum> for ForumView {
 
 #[component]
 pub fn ForumPage() -> impl IntoView {
+    move || match use_branch().forum_doc() {
+        None => view! { <p data-testid="no-forum">{use_texts().no_forum_yet}</p> }.into_any(),
+        Some(doc) => view! { <Forum doc /> }.into_any(),
+    }
+}
+
+#[component]
+fn Forum(doc: DocumentId) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let doc = expect_context::<Branch>().forum;
     let forum = Memo::new(move |_| {
         sync.track(doc);
         sync.read(doc, |am| hydrate::<Forum>(am).ok()).flatten().map(ForumView::from)
@@ -90,7 +93,10 @@ pub fn ForumPage() -> impl IntoView {
                 />
             </details>
         </Show>
-        <MinutesEditor doc />
+        <section>
+            <h3>"Biên bản"</h3>
+            <TextEditor doc field=ForumText::Minutes label="Biên bản" testid="minutes" rows=14 placeholder="Đang mở biên bản…" />
+        </section>
     }
 }
 
@@ -110,151 +116,4 @@ fn section_label(section: ScriptSection) -> &'static str {
         ScriptSection::Manifestations => "27 biểu hiện suy thoái",
         ScriptSection::DiscussionPrompts => "Gợi ý thảo luận",
     }
-}
-
-/// The textarea's side of the minutes.
-#[derive(Debug, Default)]
-struct Editor {
-    /// The document's text as the textarea last showed it: what the next edit is a diff against.
-    shown: String,
-    /// An IME composition is under way: leave the textarea alone until it ends.
-    composing: bool,
-}
-
-#[component]
-fn MinutesEditor(doc: DocumentId) -> impl IntoView {
-    let sync = expect_context::<SyncHandle>();
-    let textarea = NodeRef::<Textarea>::new();
-    let editor = StoredValue::new(Editor::default());
-    let loaded = Memo::new(move |_| {
-        sync.track(doc);
-        sync.doc_sync(doc).loaded
-    });
-    // The document to the textarea: on load, remote changes and saves.
-    Effect::new(move |_| {
-        sync.track(doc);
-        let Some(el) = textarea.get() else { return };
-        if editor.with_value(|e| e.composing) {
-            return; // compositionend catches up
-        }
-        if let Some(text) = minutes(sync, doc) {
-            show(&el, &text, editor);
-        }
-    });
-    let on_input = move |_| {
-        if let Some(el) = textarea.get_untracked().filter(|_| !editor.with_value(|e| e.composing)) {
-            commit(sync, doc, &el, editor);
-        }
-    };
-    let on_composition_start = move |_| editor.update_value(|e| e.composing = true);
-    let on_composition_end = move |_| {
-        editor.update_value(|e| e.composing = false);
-        if let Some(el) = textarea.get_untracked() {
-            commit(sync, doc, &el, editor);
-        }
-    };
-    let save_state = move || {
-        sync.track(doc);
-        let s = sync.doc_sync(doc);
-        match s.storage_error {
-            Some(e) => {
-                ("error", format!("Không lưu được trên máy ({e}); thay đổi vẫn được gửi đi khi có mạng."))
-            }
-            None if !s.loaded => ("loading", "Đang mở…".to_owned()),
-            None if !s.saved => ("saving", "Đang lưu…".to_owned()),
-            None if s.acknowledged => ("synced", "Đã lưu trên máy và đã đồng bộ.".to_owned()),
-            None => ("saved", "Đã lưu trên máy, chưa đồng bộ.".to_owned()),
-        }
-    };
-    view! {
-        <section>
-            <h3>
-                <label for="minutes">"Biên bản"</label>
-            </h3>
-            <textarea
-                id="minutes"
-                data-testid="minutes"
-                node_ref=textarea
-                rows="14"
-                placeholder="Đang mở biên bản…"
-                prop:disabled=move || !loaded.get()
-                on:input=on_input
-                on:compositionstart=on_composition_start
-                on:compositionend=on_composition_end
-            ></textarea>
-            <p data-testid="minutes-save-state" data-state=move || save_state().0>
-                {move || save_state().1}
-            </p>
-        </section>
-    }
-}
-
-fn minutes(sync: SyncHandle, doc: DocumentId) -> Option<String> {
-    sync.read(doc, |am| read_text(am, &ForumText::Minutes).ok()).flatten()
-}
-
-/// Turns what the user changed since the textarea last showed the document into a splice of the
-/// minutes. If remote changes arrived in between (they wait while an IME composes), the splice is
-/// rebased onto them, and the merged text shown.
-fn commit(sync: SyncHandle, doc: DocumentId, el: &HtmlTextAreaElement, editor: StoredValue<Editor>) {
-    let typed = el.value();
-    let shown = editor.with_value(|e| e.shown.clone());
-    if typed == shown {
-        return;
-    }
-    let caret = el.selection_end().ok().flatten().map(|units| utf16_to_chars(&typed, units as usize));
-    let local = minimal_splice(&shown, &typed, caret);
-    let time = (js_sys::Date::now() / 1000.0) as i64;
-    let merged = sync.change(doc, |am| -> Result<String, SchemaError> {
-        let current = read_text(am, &ForumText::Minutes)?;
-        let splices = if current == shown {
-            vec![local]
-        } else {
-            rebase(&local, &minimal_splice(&shown, &current, None))
-        };
-        for s in &splices {
-            let del = isize::try_from(s.del).unwrap_or(isize::MAX);
-            splice_text(am, &ForumText::Minutes, s.pos, del, &s.insert, time)?;
-        }
-        read_text(am, &ForumText::Minutes)
-    });
-    let text = match merged {
-        Ok(Ok(text)) => Some(text),
-        Ok(Err(e)) => {
-            error!("minutes: edit not applied: {e}");
-            None
-        }
-        Err(e) => {
-            error!("minutes: edit not applied: {e}");
-            None
-        }
-    };
-    // On failure, back to what the document holds: the textarea must not pretend.
-    if let Some(text) = text.or_else(|| minutes(sync, doc)) {
-        show(el, &text, editor);
-    }
-}
-
-/// Puts the document's `text` in the textarea, moving the caret past remote edits before it.
-fn show(el: &HtmlTextAreaElement, text: &str, editor: StoredValue<Editor>) {
-    let current = el.value();
-    if current != text {
-        let remote = minimal_splice(&current, text, None);
-        let selection = is_focused(el).then(|| {
-            let at = |units: Option<u32>| utf16_to_chars(&current, units.unwrap_or(0) as usize);
-            (at(el.selection_start().ok().flatten()), at(el.selection_end().ok().flatten()))
-        });
-        el.set_value(text);
-        if let Some((start, end)) = selection {
-            let at =
-                |chars| u32::try_from(chars_to_utf16(text, remote.map_position(chars))).unwrap_or(u32::MAX);
-            let _ = el.set_selection_range(at(start), at(end));
-        }
-    }
-    editor.update_value(|e| text.clone_into(&mut e.shown));
-}
-
-fn is_focused(el: &HtmlTextAreaElement) -> bool {
-    let active = web_sys::window().and_then(|w| w.document()).and_then(|d| d.active_element());
-    active.is_some_and(|a| JsValue::from(a) == JsValue::from(el.clone()))
 }

@@ -1,95 +1,84 @@
-//! `/`: the branch: its name and kind, the people on its roster, and the way to the forum.
+//! `/`: what is due now for this member: the self-assessment of the current forum and the
+//! year's personal plan (its commitment and this month's progress), each with its state.
 
-use chibo_shared::schema::{BranchKind, BranchProfile, Forum, hydrate};
+use chibo_shared::commitment::{self, CommitmentStatus};
+use chibo_shared::schema::{BranchProfile, PersonalPlan, SelfAssessment, hydrate};
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use crate::Branch;
+use crate::i18n::use_texts;
 use crate::sync::SyncHandle;
+use crate::{use_account, use_branch};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let branch = expect_context::<Branch>();
-    let profile = Memo::new(move |_| {
-        sync.track(branch.profile);
-        sync.read(branch.profile, |doc| hydrate::<BranchProfile>(doc).ok()).flatten()
+    let t = use_texts;
+    let account = use_account();
+    let name = account.record().name;
+    let branch_name = Memo::new(move |_| {
+        let doc = use_branch().profile();
+        sync.track(doc);
+        sync.read(doc, |am| hydrate::<BranchProfile>(am).ok().map(|p| p.name)).flatten().unwrap_or_default()
     });
-    let forum_title = Memo::new(move |_| {
-        sync.track(branch.forum);
-        sync.read(branch.forum, |doc| hydrate::<Forum>(doc).ok().map(|f| f.title))
-            .flatten()
-            .unwrap_or_default()
+    let assessment = Memo::new(move |_| {
+        let doc = use_branch().assessment()?;
+        sync.track(doc);
+        sync.read(doc, |am| hydrate::<SelfAssessment>(am).ok()).flatten().map(|a| {
+            let answered = a.items.values().filter(|i| i.applies.is_some()).count();
+            (answered, a.submitted_at.is_some())
+        })
     });
-    // Genesis leaves the name empty: nothing has arrived from the committee (or the relay) yet.
-    let name = move || match profile.get() {
-        Some(p) if !p.name.is_empty() => p.name,
-        Some(_) => "Chi bộ (chưa đồng bộ hồ sơ)".to_owned(),
-        None => "Đang mở…".to_owned(),
+    let assessment_state = move || match assessment.get() {
+        None => ("none", t().no_forum_yet.to_owned()),
+        Some((_, true)) => ("done", t().submitted.to_owned()),
+        Some((0, false)) => ("todo", t().not_started.to_owned()),
+        Some((n, false)) => ("doing", format!("{n}/27 {}", t().answered_of)),
     };
-    let known = move || profile.get().is_some_and(|p| !p.name.is_empty());
-    let roster = move || {
-        let mut names: Vec<(String, String)> =
-            profile.get().map(|p| p.display_names.into_iter().collect()).unwrap_or_default();
-        names.sort_by(|(_, a), (_, b)| vietnamese_order(a, b));
-        names
+    let plan = Memo::new(move |_| {
+        let b = use_branch();
+        let doc = b.plan();
+        sync.track(doc);
+        sync.read(doc, |am| {
+            let plan = hydrate::<PersonalPlan>(am).ok()?;
+            // Verified against this device's own knowledge of keys: its own; others on the roster.
+            let status = commitment::verify(am, &doc, &b.member, |_| true).ok()?;
+            Some((plan.items.len(), status))
+        })
+        .flatten()
+    });
+    let commitment_state = move || match plan.get().map(|(_, s)| s) {
+        Some(CommitmentStatus::Valid { .. }) => ("signed", t().commitment_signed),
+        Some(CommitmentStatus::ChangedSinceSigning { .. }) => ("changed", t().commitment_changed),
+        _ => ("unsigned", t().commitment_unsigned),
     };
     view! {
         <section>
-            <h2 data-testid="branch-name">{name}</h2>
-            <Show when=known>
-                <p data-testid="branch-kind">
-                    {move || profile.get().map(|p| kind_label(p.branch_kind)).unwrap_or_default()}
-                </p>
-                <p data-testid="branch-superior">
-                    {move || profile.get().map(|p| format!("Trực thuộc {}", p.superior)).unwrap_or_default()}
-                </p>
-            </Show>
+            <h2 data-testid="hello">{move || format!("{}, {}", t().hello, name)}</h2>
+            <p data-testid="branch-name">{move || branch_name.get()}</p>
         </section>
         <section>
-            <h2>"Đảng viên"</h2>
-            <Show
-                when=move || !roster().is_empty()
-                fallback=|| view! { <p data-testid="roster-empty">"Chưa có danh sách đảng viên trên máy này."</p> }
-            >
-                <ul data-testid="roster">
-                    <For
-                        each=roster
-                        key=|(id, _)| id.clone()
-                        children=|(_, name)| view! { <li data-testid="roster-member">{name}</li> }
-                    />
-                </ul>
-            </Show>
-        </section>
-        <section>
-            <h2>"Diễn đàn"</h2>
-            <p>
-                <A href="/dien-dan">
-                    <span data-testid="forum-link">
-                        {move || {
-                            let title = forum_title.get();
-                            if title.is_empty() { "Mở diễn đàn".to_owned() } else { title }
-                        }}
+            <h2>{move || t().due_now}</h2>
+            <ul class="due">
+                <li>
+                    <A href="/tu-kiem-diem">{move || t().assessment_due}</A>
+                    " — "
+                    <span data-testid="assessment-state" data-state=move || assessment_state().0>
+                        {move || assessment_state().1}
                     </span>
-                </A>
-            </p>
+                </li>
+                <li>
+                    {move || t().plan_due}
+                    " — "
+                    <span data-testid="plan-items">
+                        {move || format!("{} {}", plan.get().map_or(0, |(n, _)| n), t().plan_items)}
+                    </span>
+                    " · "
+                    <span data-testid="commitment-state" data-state=move || commitment_state().0>
+                        {move || commitment_state().1}
+                    </span>
+                </li>
+            </ul>
         </section>
     }
-}
-
-fn kind_label(kind: BranchKind) -> &'static str {
-    match kind {
-        BranchKind::Residential => "Chi bộ địa bàn dân cư",
-        BranchKind::AgencyOrUnit => "Chi bộ cơ quan, đơn vị",
-        BranchKind::Enterprise => "Chi bộ doanh nghiệp",
-    }
-}
-
-/// Vietnamese roster order: by given name (the last word), then by the whole name, with the
-/// browser's Vietnamese collation (so "Đức" sorts after "Dung", not after "Z").
-fn vietnamese_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let key = |name: &str| format!("{} {name}", name.rsplit(' ').next().unwrap_or(name));
-    let locales = js_sys::Array::of1(&"vi".into());
-    let order = js_sys::JsString::from(key(a)).locale_compare(&key(b), &locales, &js_sys::Object::new());
-    order.cmp(&0)
 }

@@ -511,6 +511,16 @@ impl RosterDb {
         .await
     }
 
+    /// The canonical paths of one branch's indexed documents.
+    pub async fn paths_of_branch(&self, branch: BranchId) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT path FROM doc_index WHERE branch = ?1 ORDER BY path")?
+                .query_map(params![branch.as_bytes()], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
     /// The indexed documents of one branch.
     pub async fn documents_of_branch(&self, branch: BranchId) -> Result<Vec<DocumentId>, StoreError> {
         self.read(move |c| {
