@@ -43,6 +43,10 @@ pub struct DeviceRecord {
     pub peer_id: String,
     pub token: Option<String>,
     pub token_expires: i64,
+    /// Device public keys (hex) of the branch's members, by member id, as the roster last listed
+    /// them: what commitments are verified against, offline too.
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Why joining failed.
@@ -125,6 +129,7 @@ impl Account {
             peer_id: format!("chibo-web-{}", hex::encode(&actor[..8])),
             token: None,
             token_expires: 0,
+            keys: std::collections::BTreeMap::new(),
         };
         let account = Rc::new(Self::new(record, store));
         account.save().await?;
@@ -156,6 +161,12 @@ impl Account {
 
     pub fn forums(&self) -> Vec<ForumId> {
         self.record.borrow().forums.iter().filter_map(|f| f.parse().ok()).collect()
+    }
+
+    /// Whether `key` is a device key of `member` on the roster as last seen.
+    pub fn is_key_of(&self, member: &MemberId, key: &[u8; 32]) -> bool {
+        let key = hex::encode(key);
+        self.record.borrow().keys.get(&member.to_string()).is_some_and(|keys| keys.contains(&key))
     }
 
     /// The device key (for signing commitments).
@@ -212,6 +223,27 @@ impl Account {
     pub async fn refresh(&self) -> Result<(), ApiError> {
         let token = self.token().await?;
         let me = api::get("/api/v1/me", Some(&token)).await?;
+        let roster = api::get("/api/v1/roster", Some(&token)).await.ok();
+        let keys: Option<std::collections::BTreeMap<String, Vec<String>>> = roster.map(|r| {
+            r.get("members")
+                .and_then(serde_json::Value::as_array)
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter_map(|m| {
+                            let id = m.get("id")?.as_str()?.to_owned();
+                            let keys = m
+                                .get("devices")?
+                                .as_array()?
+                                .iter()
+                                .filter_map(|d| d.get("public_key")?.as_str().map(str::to_owned))
+                                .collect();
+                            Some((id, keys))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
         let forums: Vec<String> = me
             .get("forums")
             .and_then(serde_json::Value::as_array)
@@ -226,6 +258,9 @@ impl Account {
             }
             if let Ok(name) = field(&me, "name") {
                 r.name = name;
+            }
+            if let Some(keys) = keys {
+                r.keys = keys;
             }
             *r != before
         };

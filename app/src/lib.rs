@@ -10,7 +10,8 @@
 //! - [`App`]: opens this device's enrolment ([`account`]); without one, the join page; with one,
 //!   the member's shell: header, navigation, the sync status bar and the routes.
 //! - [`pages`]: one file per page: `/tham-gia` join, `/` what is due, `/tu-kiem-diem` the
-//!   self-assessment, `/dien-dan` the forum and its minutes, `/tai-lieu` the documents on this
+//!   self-assessment, `/ke-hoach` the personal plan (commitment, monthly progress), `/bieu-quyet`
+//!   the vote on the resolution, `/dien-dan` the forum and its minutes, `/tai-lieu` the documents on this
 //!   device.
 //! - [`components`]: views several pages use (the sync status bar, the text editor).
 //! - [`sync`]: the shared sync engine driven over a WebSocket to the relay; reactive status.
@@ -42,7 +43,7 @@ pub mod sync;
 use account::Account;
 use components::SyncStatusBar;
 use i18n::{LangSignal, use_texts};
-use pages::{AssessmentPage, DocumentsPage, ForumPage, HomePage, JoinPage, NotFound};
+use pages::{AssessmentPage, DocumentsPage, ForumPage, HomePage, JoinPage, NotFound, PlanPage, VotePage};
 use storage::IdbStore;
 use sync::{Prepare, SyncHandle};
 
@@ -82,7 +83,12 @@ pub fn use_branch() -> Branch {
 
 /// The device's enrolment, for pages that sign or show who is signed in.
 pub fn use_account() -> Rc<Account> {
-    expect_context::<StoredValue<Rc<Account>, LocalStorage>>().get_value()
+    account_handle().get_value()
+}
+
+/// A `Copy` handle on the device's enrolment, for memos and effects.
+pub fn account_handle() -> StoredValue<Rc<Account>, LocalStorage> {
+    expect_context::<StoredValue<Rc<Account>, LocalStorage>>()
 }
 
 #[derive(Clone)]
@@ -216,6 +222,8 @@ fn MemberShell(account: Rc<Account>) -> impl IntoView {
             <nav>
                 <A href="/">{move || t().nav_home}</A>
                 <A href="/tu-kiem-diem">{move || t().nav_assessment}</A>
+                <A href="/ke-hoach">{move || t().nav_plan}</A>
+                <A href="/bieu-quyet">{move || t().nav_vote}</A>
                 <A href="/dien-dan">{move || t().nav_forum}</A>
                 <A href="/tai-lieu">{move || t().nav_documents}</A>
             </nav>
@@ -227,6 +235,8 @@ fn MemberShell(account: Rc<Account>) -> impl IntoView {
                 <Route path=path!("/") view=HomePage />
                 <Route path=path!("/tham-gia") view=HomePage />
                 <Route path=path!("/tu-kiem-diem") view=AssessmentPage />
+                <Route path=path!("/ke-hoach") view=PlanPage />
+                <Route path=path!("/bieu-quyet") view=VotePage />
                 <Route path=path!("/dien-dan") view=ForumPage />
                 <Route path=path!("/tai-lieu") view=DocumentsPage />
             </Routes>

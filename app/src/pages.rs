@@ -6,12 +6,16 @@ pub mod documents;
 pub mod forum;
 pub mod home;
 pub mod join;
+pub mod plan;
+pub mod vote;
 
 pub use assessment::AssessmentPage;
 pub use documents::DocumentsPage;
 pub use forum::ForumPage;
 pub use home::HomePage;
 pub use join::JoinPage;
+pub use plan::PlanPage;
+pub use vote::VotePage;
 
 use leptos::prelude::*;
 use leptos_router::components::A;

@@ -46,7 +46,7 @@ pub use plan::{
 };
 pub use resolution::{
     Adoption, Ballot, Choice, Resolution, ResolutionSection, ResolutionSections, ResolutionStatus,
-    ResolutionTask, ResolutionText, Tally, Vote,
+    ResolutionTask, ResolutionText, Tally, Vote, cast_vote,
 };
 pub use text::{LongText, TextField, TextPath, read_text, splice_text, splice_text_in};
 

@@ -32,6 +32,8 @@ const ASSESSMENT_OPEN: &str = "[data-testid=item-A1-note]:enabled";
 const SAVED_NOT_SYNCED: &str = "[data-testid=assessment-save-state][data-state=saved]";
 const SYNCED: &str = "[data-testid=assessment-save-state][data-state=synced]";
 const RECONNECT: &str = "[data-testid=reconnect]";
+const PLAN_SAVED_NOT_SYNCED: &str = "[data-testid=plan-save-state][data-state=saved]";
+const PLAN_SYNCED: &str = "[data-testid=plan-save-state][data-state=synced]";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_of_a_member_fill_the_self_assessment_offline_and_the_secretary_reads_it()
@@ -99,11 +101,17 @@ async fn offline_round(
     // Member A on the laptop, the same document: A2 does not apply; a note on B1.
     click(laptop_a, "item-A2-applies-no").await?;
     type_into(laptop_a, "item-B1-note", "Từ máy tính.").await?;
-    // Member B, their own document.
+    // Member B: their own self-assessment, then their plan and this month's progress.
     click(phone_b, "item-A1-applies-no").await?;
     for phone in phones {
         phone.wait_for("saved on the device, not synced", SAVED_NOT_SYNCED).await?;
     }
+    let item = add_plan_item(phone_b, "Không ngại va chạm trong phê bình.").await?;
+    let status =
+        phone_b.wait_for("the progress status", &format!("[data-testid=progress-{item}-status]")).await?;
+    status.find(By::Css("option[value=in-progress]")).await?.click().await?;
+    type_into(phone_b, &format!("progress-{item}-note"), "Đã góp ý thẳng thắn trong họp chi bộ.").await?;
+    phone_b.wait_for("the plan saved, not synced", PLAN_SAVED_NOT_SYNCED).await?;
 
     let relay = RelayProcess::serve_app(data, origin, app_dir).await?;
     ensure!(relay.addr() == origin, "the relay came back on {} instead of {origin}", relay.addr());
@@ -114,6 +122,8 @@ async fn offline_round(
     }
     for phone in phones {
         phone.wait_for("the online status", ONLINE).await?;
+    }
+    for phone in [phone_a, laptop_a] {
         phone.wait_for("the self-assessment synced", SYNCED).await?;
     }
     // Both devices of A hold both devices' answers.
@@ -123,7 +133,10 @@ async fn offline_round(
         phone.wait_for_value("item-A1-note", "Từ điện thoại.").await?;
         phone.wait_for_value("item-B1-note", "Từ máy tính.").await?;
     }
+    phone_b.wait_for("the plan synced", PLAN_SYNCED).await?;
+    phone_b.open(origin, "/tu-kiem-diem").await?;
     phone_b.wait_for("B's own answer", "[data-testid=item-A1-applies-no]:checked").await?;
+    phone_b.wait_for("B's self-assessment synced", SYNCED).await?;
     ensure!(
         phone_b
             .driver
@@ -164,6 +177,23 @@ async fn secretary_reads(origin: SocketAddr, code: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On the plan page: adds a Resolution 4 item, types its content; returns the item's id.
+async fn add_plan_item(phone: &Phone, content: &str) -> anyhow::Result<String> {
+    phone.driver.goto(format!("{}ke-hoach", base(phone).await?)).await?;
+    click(phone, "add-item-r4").await?;
+    let card = phone.wait_for("the new plan item", "[data-testid^=plan-item-]").await?;
+    let testid = card.attr("data-testid").await?.context("a plan item's test id")?;
+    let id = testid.trim_start_matches("plan-item-").to_owned();
+    type_into(phone, &format!("plan-{id}-content"), content).await?;
+    Ok(id)
+}
+
+/// `http://host:port/` of the page the phone shows.
+async fn base(phone: &Phone) -> anyhow::Result<String> {
+    let url = phone.driver.current_url().await?;
+    Ok(format!("{}://{}/", url.scheme(), url.authority()))
+}
+
 async fn click(phone: &Phone, testid: &str) -> anyhow::Result<()> {
     let el = phone.wait_for(testid, &format!("[data-testid={testid}]")).await?;
     el.click().await?;
@@ -194,4 +224,50 @@ async fn second_device_code(data: &Path) -> anyhow::Result<String> {
         )
     };
     Ok(roster.create_invite(spec, unix_now()).await?.code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commitment_signed_on_one_device_verifies_on_another_and_shows_a_later_edit() -> anyhow::Result<()>
+{
+    let Some(machine) =
+        Prerequisites::check("a_commitment_signed_on_one_device_verifies_on_another_and_shows_a_later_edit")?
+    else {
+        return Ok(());
+    };
+    let data = tempfile::tempdir()?;
+    let codes = store_demo_branch(data.path()).await?;
+    let second = second_device_code(data.path()).await?;
+    let relay = RelayProcess::serve_app(data.path(), ([127, 0, 0, 1], 0).into(), &machine.app_dir).await?;
+    let chromedriver = ChromeDriver::start(&machine.chromedriver).await?;
+    let phone = chromedriver.phone(&machine.chromium).await?;
+    let laptop = chromedriver.phone(&machine.chromium).await?;
+    let outcome = async {
+        let origin = relay.addr();
+        join(&phone, origin, codes.members.first().context("a member's code")?).await?;
+        join(&laptop, origin, &second).await?;
+        let item = add_plan_item(&phone, "Gương mẫu trong sinh hoạt khu phố.").await?;
+        click(&phone, "sign-commitment").await?;
+        phone.wait_for("the commitment signed", "[data-testid=commitment-status][data-state=valid]").await?;
+        phone.wait_for("the plan synced", PLAN_SYNCED).await?;
+        // The other device verifies the signature against the roster's keys.
+        laptop.open(origin, "/ke-hoach").await?;
+        laptop
+            .wait_for("the commitment verified", "[data-testid=commitment-status][data-state=valid]")
+            .await?;
+        laptop.wait_for_value(&format!("plan-{item}-content"), "Gương mẫu trong sinh hoạt khu phố.").await?;
+        // An edit of a signed item on the laptop shows on both.
+        type_into(&laptop, &format!("plan-{item}-content"), " Thêm.").await.ok();
+        laptop
+            .wait_for("changed since signing", "[data-testid=commitment-status][data-state=changed]")
+            .await?;
+        phone
+            .wait_for("changed since signing", "[data-testid=commitment-status][data-state=changed]")
+            .await?;
+        relay.kill()
+    }
+    .await;
+    for p in [phone, laptop] {
+        let _ = p.quit().await;
+    }
+    outcome
 }

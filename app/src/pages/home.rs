@@ -35,14 +35,16 @@ pub fn HomePage() -> impl IntoView {
         Some((0, false)) => ("todo", t().not_started.to_owned()),
         Some((n, false)) => ("doing", format!("{n}/27 {}", t().answered_of)),
     };
+    let keys = crate::account_handle();
     let plan = Memo::new(move |_| {
         let b = use_branch();
         let doc = b.plan();
         sync.track(doc);
         sync.read(doc, |am| {
             let plan = hydrate::<PersonalPlan>(am).ok()?;
-            // Verified against this device's own knowledge of keys: its own; others on the roster.
-            let status = commitment::verify(am, &doc, &b.member, |_| true).ok()?;
+            let status =
+                commitment::verify(am, &doc, &b.member, |k| keys.with_value(|a| a.is_key_of(&b.member, k)))
+                    .ok()?;
             Some((plan.items.len(), status))
         })
         .flatten()
@@ -68,7 +70,7 @@ pub fn HomePage() -> impl IntoView {
                     </span>
                 </li>
                 <li>
-                    {move || t().plan_due}
+                    <A href="/ke-hoach">{move || t().plan_due}</A>
                     " — "
                     <span data-testid="plan-items">
                         {move || format!("{} {}", plan.get().map_or(0, |(n, _)| n), t().plan_items)}

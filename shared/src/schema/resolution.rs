@@ -178,3 +178,28 @@ impl Document for Ballot {
         Ballot { vote: None }
     }
 }
+
+/// Casts (or changes) the member's vote in their ballot as one whole object: the old vote is
+/// replaced by a null first, so two devices voting offline resolve to one of the two votes,
+/// never a mix of their fields.
+pub fn cast_vote(
+    am: &mut automerge::Automerge,
+    vote: Vote,
+    time: i64,
+) -> Result<Option<automerge::ChangeHash>, super::SchemaError> {
+    let mut tx = am.transaction();
+    let result = (|| {
+        let ballot: Ballot = super::hydrate(&tx)?;
+        if ballot.vote.is_some() {
+            super::update_in(&mut tx, |b: &mut Ballot| b.vote = None)?;
+        }
+        super::update_in(&mut tx, |b: &mut Ballot| b.vote = Some(vote))
+    })();
+    match result {
+        Ok(()) => Ok(tx.commit_with(automerge::transaction::CommitOptions::default().with_time(time)).0),
+        Err(e) => {
+            tx.rollback();
+            Err(e)
+        }
+    }
+}
