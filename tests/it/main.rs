@@ -14,4 +14,5 @@ mod lazy_load;
 mod malformed;
 mod member_app;
 mod offline;
+mod screenshots;
 mod slow_peer;

@@ -25,7 +25,8 @@ commands:
   build-app [--dev] build the web app into app/dist/ (--dev: debug build, no wasm-opt)
   run               build the app, create ./chibo-data with the demo branch, print invite codes, serve on 127.0.0.1:8080
   test              every test: native workspace tests, browser storage tests, the app build, then
-                    the end-to-end browser test (CHIBO_E2E=1; needs chromium and chromedriver)";
+                    the end-to-end browser tests (CHIBO_E2E=1; needs chromium and chromedriver)
+  screenshots DIR   PNGs of every member page at 360x800 in Vietnamese, written to DIR";
 
 fn main() -> std::process::ExitCode {
     match run_command(std::env::args().skip(1).collect()) {
@@ -47,6 +48,7 @@ fn run_command(args: Vec<String>) -> Result<()> {
         ["build-app", "--dev"] => app::build(&root, app::Mode::Dev).map(drop),
         ["run"] => run(&root),
         ["test"] => test(&root),
+        ["screenshots", dir] => screenshots(&root, dir),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
@@ -70,6 +72,28 @@ fn run(root: &Path) -> Result<()> {
 }
 
 /// `cargo xtask test`: every phase runs; the exit status fails if any did.
+/// The browser tests: `cargo test` arguments (they skip unless `CHIBO_E2E=1`).
+const E2E_TESTS: [&str; 9] =
+    ["test", "-p", "chibo-tests", "--test", "it", "--", "e2e::", "member_app::", "screenshots::"];
+
+/// `cargo xtask screenshots DIR`: PNGs of every member page at 360×800, in Vietnamese.
+fn screenshots(root: &Path, dir: &str) -> Result<()> {
+    tools::ensure(root)?;
+    app::build(root, app::Mode::Release)?;
+    let dir = std::path::absolute(dir).with_context(|| format!("resolving {dir}"))?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_cmd(command(cargo).env("CHIBO_E2E", "1").env("CHIBO_SCREENSHOTS", &dir).args([
+        "test",
+        "-p",
+        "chibo-tests",
+        "--test",
+        "it",
+        "screenshots::",
+    ]))?;
+    println!("screenshots in {}", dir.display());
+    Ok(())
+}
+
 fn test(root: &Path) -> Result<()> {
     let phases: [(&str, &dyn Fn() -> Result<()>); 5] = [
         ("ensure tools", &|| tools::ensure(root)),
@@ -82,14 +106,7 @@ fn test(root: &Path) -> Result<()> {
         // chromedriver, Chromium or app/dist is missing) instead of skipping.
         ("end-to-end", &|| {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            run_cmd(command(cargo).env("CHIBO_E2E", "1").args([
-                "test",
-                "-p",
-                "chibo-tests",
-                "--test",
-                "it",
-                "e2e",
-            ]))
+            run_cmd(command(cargo).env("CHIBO_E2E", "1").args(E2E_TESTS))
         }),
     ];
     let mut report = Vec::new();
