@@ -1,6 +1,7 @@
 //! The engine proper: connections, handshake, per-document sync state, loading and writes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::sync::SyncDoc;
 use automerge::{Automerge, ChangeHash};
@@ -482,7 +483,8 @@ impl<A: Access> Engine<A> {
     /// Applies sync messages to a loaded document, then writes and syncs what changed once.
     fn apply_sync(&mut self, doc: DocumentId, batch: Vec<Queued>) {
         let mut changed = false;
-        for Queued { conn, is_request, message } in batch {
+        let mut batch = batch.into_iter();
+        while let Some(Queued { conn, is_request, message }) = batch.next() {
             if !self.conns.contains_key(&conn) {
                 continue;
             }
@@ -493,9 +495,16 @@ impl<A: Access> Engine<A> {
             let Some(d) = self.docs.get_mut(&doc) else { return };
             let peer = d.peers.entry(conn).or_insert_with(PeerDoc::new);
             let before = d.am.get_heads();
-            if let Err(e) = d.am.receive_sync_message(&mut peer.sync, message) {
-                self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() });
-                continue;
+            // automerge 0.12 panics on some malformed messages (fuzz/README.md): a panic must
+            // cost the sender its connection, not the relay its engine.
+            let received = catch_unwind(AssertUnwindSafe(|| d.am.receive_sync_message(&mut peer.sync, message)));
+            match received {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.close(conn, CloseReason::BadSyncMessage { doc, error: e.to_string() });
+                    continue;
+                }
+                Err(_) => return self.poisoned(doc, conn, batch.map(|q| q.conn).collect()),
             }
             peer.sync.last_sent_heads.clone_from(&peer.told_heads);
             let heads = d.am.get_heads();
@@ -511,6 +520,23 @@ impl<A: Access> Engine<A> {
         self.flush(doc);
     }
 
+    /// automerge panicked applying a message from `conn` to `doc`: the in-memory document may be
+    /// half-changed, so it is dropped (what is on disk stays the truth), the sender is closed as
+    /// malformed, and the other peers sharing it (or with messages for it waiting) are closed to
+    /// reconnect and reload it.
+    fn poisoned(&mut self, doc: DocumentId, conn: ConnId, waiting: Vec<ConnId>) {
+        let mut peers: Vec<ConnId> =
+            self.docs.remove(&doc).map(|d| d.peers.keys().copied().collect()).unwrap_or_default();
+        peers.extend(waiting);
+        peers.sort();
+        peers.dedup();
+        let error = "automerge panicked applying it; document reloaded from storage".to_owned();
+        self.close(conn, CloseReason::BadSyncMessage { doc, error });
+        for other in peers.into_iter().filter(|c| *c != conn) {
+            self.close(other, CloseReason::StorageFailure(doc));
+        }
+    }
+
     /// Asks [`Access::may_write`] about the changes in `message` that `doc` does not hold yet.
     /// Runs on the loaded document, so changes it already has (a peer re-sending them) are not
     /// asked about again.
@@ -524,7 +550,8 @@ impl<A: Access> Engine<A> {
             return Ok(());
         }
         let (Some(c), Some(d)) = (self.conns.get(&conn), self.docs.get(&doc)) else { return Ok(()) };
-        let listed = authorship::incoming_changes(message)
+        let listed = catch_unwind(AssertUnwindSafe(|| authorship::incoming_changes(message)))
+            .map_err(|_| CloseReason::BadSyncMessage { doc, error: "automerge panicked decoding it".into() })?
             .map_err(|e| CloseReason::BadSyncMessage { doc, error: e.to_string() })?;
         let new: Vec<IncomingChange> =
             listed.into_iter().filter(|ch| d.am.get_change_meta_by_hash(&ch.hash).is_none()).collect();
