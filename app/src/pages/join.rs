@@ -1,8 +1,11 @@
 //! `/tham-gia`: join the branch with an invite code (typed, or filled from the QR code's link
 //! `/tham-gia?ma=CODE`). The device makes its key here; see [`crate::account`].
 
+mod scan;
+
 use std::rc::Rc;
 
+use leptos::html::Video;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -20,6 +23,23 @@ pub fn JoinPage(store: Rc<IdbStore>, joined: Callback<Rc<Account>>) -> impl Into
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let store = StoredValue::new_local(store);
+    let video = NodeRef::<Video>::new();
+    let scanning = RwSignal::new(false);
+    let start_scan = move |_| {
+        let Some(el) = video.get_untracked() else { return };
+        scanning.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match scan::scan(&el).await {
+                Ok(text) => match scan::code_from_scan(&text) {
+                    Some(found) => code.set(found),
+                    None => error.set(Some(use_texts().scan_not_a_code.to_owned())),
+                },
+                Err(why) => error.set(Some(format!("{} ({why})", use_texts().scan_failed))),
+            }
+            scanning.set(false);
+        });
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -50,6 +70,13 @@ pub fn JoinPage(store: Rc<IdbStore>, joined: Callback<Rc<Account>>) -> impl Into
         <section class="join">
             <h2>{move || t().join_title}</h2>
             <p>{move || t().join_intro}</p>
+            <Show when=scan::available>
+                <button type="button" data-testid="scan-qr" prop:disabled=move || scanning.get() on:click=start_scan>
+                    {move || t().scan_qr}
+                </button>
+            </Show>
+            <video node_ref=video class="scanner" playsinline=true muted=true
+                style:display=move || if scanning.get() { "block" } else { "none" }></video>
             <form on:submit=submit>
                 <label for="invite-code">{move || t().join_code}</label>
                 <input
