@@ -497,7 +497,8 @@ impl<A: Access> Engine<A> {
             let before = d.am.get_heads();
             // automerge 0.12 panics on some malformed messages (fuzz/README.md): a panic must
             // cost the sender its connection, not the relay its engine.
-            let received = catch_unwind(AssertUnwindSafe(|| d.am.receive_sync_message(&mut peer.sync, message)));
+            let received =
+                catch_unwind(AssertUnwindSafe(|| d.am.receive_sync_message(&mut peer.sync, message)));
             match received {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
