@@ -511,3 +511,86 @@ fn a_stream_survives_a_relay_crash_and_ends_acknowledged() {
         assert_eq!(theirs, ours, "seed {seed}: the relay's last word does not acknowledge everything");
     }
 }
+
+/// Allows every change but, unlike [`OpenAccess`], asks to see them: the relay's path.
+struct CheckingAccess;
+
+impl Access for CheckingAccess {
+    type Principal = ();
+
+    fn may_read(&self, _: &(), _: &DocumentId) -> bool {
+        true
+    }
+
+    fn may_write(&self, _: &(), _: &DocumentId, _: &[IncomingChange]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[test]
+fn messages_that_make_automerge_panic_close_their_sender_and_the_relay_keeps_serving() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("tests/fuzz_regressions")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "msg"))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "no fuzz regression inputs");
+    let relay = PeerId::new("relay").expect("id");
+    let mut e = Engine::new(EngineConfig::new(Role::Relay, relay.clone()), CheckingAccess);
+    let join = |s: &str| {
+        wire::Message::Join {
+            sender: PeerId::new(s).expect("id"),
+            supported_versions: vec!["1".into()],
+            metadata: None,
+        }
+        .encode()
+    };
+    let mut closed = 0;
+    for (n, data) in inputs.into_iter().enumerate() {
+        let conn = ConnId(u64::try_from(n).unwrap_or(0) + 1);
+        let name = format!("fuzzer-{n}");
+        let doc = doc_id(u8::try_from(n % 200).unwrap_or(0));
+        e.handle(0, Input::Connected { conn, direction: Direction::Inbound, principal: () });
+        e.handle(0, Input::Frame { conn, bytes: join(&name) });
+        let sync = wire::Message::Sync {
+            sender: PeerId::new(name).expect("id"),
+            target: relay.clone(),
+            document: doc,
+            data,
+        };
+        let mut fx = e.handle(0, Input::Frame { conn, bytes: sync.encode() });
+        if fx.iter().any(|f| matches!(f, Effect::Load { doc: d } if *d == doc)) {
+            fx.extend(e.handle(0, Input::Loaded { doc, chunks: vec![] }));
+        }
+        // Most are refused (automerge panicked or rejected them); a few are harmless on an empty
+        // document. What matters: the engine is still here for the next one.
+        closed += usize::from(fx.iter().any(|f| matches!(f, Effect::Close { conn: c, .. } if *c == conn)));
+    }
+    assert!(closed > 0, "no input was refused");
+    // The engine still serves: a healthy peer syncs a document through it.
+    let mut am = Automerge::new();
+    am.transact(|tx| tx.put(ROOT, "k", 1)).ok();
+    let mut state = automerge::sync::State::new();
+    let first = automerge::sync::SyncDoc::generate_sync_message(&am, &mut state).expect("a message");
+    let good = ConnId(10_000);
+    e.handle(0, Input::Connected { conn: good, direction: Direction::Inbound, principal: () });
+    e.handle(0, Input::Frame { conn: good, bytes: join("good") });
+    let doc = doc_id(250);
+    let msg = wire::Message::Sync {
+        sender: PeerId::new("good").expect("id"),
+        target: relay,
+        document: doc,
+        data: first.encode(),
+    };
+    let mut fx = e.handle(0, Input::Frame { conn: good, bytes: msg.encode() });
+    fx.extend(e.handle(0, Input::Loaded { doc, chunks: vec![] }));
+    assert!(
+        fx.iter().any(|f| matches!(f, Effect::Send { conn, .. } if *conn == good)),
+        "no answer to a healthy peer"
+    );
+    assert!(!fx.iter().any(|f| matches!(f, Effect::Close { .. })), "a healthy peer was closed");
+}
