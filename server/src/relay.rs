@@ -19,6 +19,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use chibo_shared::ids::{DocumentId, PeerId};
 use chibo_shared::sync::{
     Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, IncomingChange, Input, Role,
+    WriteScope,
 };
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::sync::{mpsc, oneshot};
@@ -128,6 +129,15 @@ impl Access for RelayAccess {
         match who {
             Principal::Dev => true,
             Principal::Device(d) => self.index.path(doc).is_some_and(|p| access::may_read(&d.subject, &p)),
+        }
+    }
+
+    fn write_scope(&self, who: &Principal, doc: &DocumentId) -> WriteScope {
+        let Some(d) = who.device() else { return WriteScope::Checked };
+        match self.index.path(doc) {
+            None => WriteScope::Nothing,
+            Some(path) if access::may_write(&d.subject, &path) => WriteScope::Checked,
+            Some(_) => WriteScope::GenesisOnly,
         }
     }
 

@@ -112,6 +112,14 @@ pub trait Access {
         changes: &[IncomingChange],
     ) -> Result<(), String>;
 
+    /// What `who` may send for `doc`, decided before any change in a message is decoded:
+    /// [`WriteScope::Nothing`] refuses a message with changes at once; [`WriteScope::GenesisOnly`]
+    /// refuses bundles undecoded (only a genesis, which arrives as one change or a whole-document
+    /// chunk, can be acceptable); [`WriteScope::Checked`] decodes and asks [`Access::may_write`].
+    fn write_scope(&self, _who: &Self::Principal, _doc: &DocumentId) -> WriteScope {
+        WriteScope::Checked
+    }
+
     /// Whether [`Access::may_write`] needs to see changes at all. `false` skips decoding them
     /// (clients trust their relay; the open policy allows everything).
     fn checks_writes(&self) -> bool {
@@ -119,7 +127,18 @@ pub trait Access {
     }
 }
 
-/// Everything allowed: the "dev" principal until the roster lands.
+/// See [`Access::write_scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteScope {
+    /// Every change is decoded and checked by [`Access::may_write`].
+    Checked,
+    /// The principal may write nothing but the document kind's genesis change.
+    GenesisOnly,
+    /// No change at all (an unknown document).
+    Nothing,
+}
+
+/// Everything allowed: development and clients.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenAccess;
 

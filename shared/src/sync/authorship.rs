@@ -51,6 +51,25 @@ pub fn incoming_changes(message: &automerge::sync::Message) -> Result<Vec<Incomi
     Ok(out)
 }
 
+/// Whether `message` carries a bundle chunk, from the chunk headers alone (nothing is decoded).
+/// The relay refuses bundles from peers that may only send a document's genesis: automerge 0.12
+/// can be made to allocate gigabytes parsing a crafted bundle (fuzz/README.md).
+pub fn carries_bundle(message: &automerge::sync::Message) -> Result<bool, ChangeListError> {
+    let mut index = 0;
+    for entry in message.changes.iter() {
+        let mut rest = entry;
+        while !rest.is_empty() {
+            let (kind, _, tail) = split_chunk(rest, index)?;
+            if kind == CHUNK_BUNDLE {
+                return Ok(true);
+            }
+            rest = tail;
+            index += 1;
+        }
+    }
+    Ok(false)
+}
+
 /// Splits the first chunk off `bytes`: its type, the whole chunk (header included), the rest.
 fn split_chunk(bytes: &[u8], index: usize) -> Result<(u8, &[u8], &[u8]), ChangeListError> {
     let truncated = ChangeListError::Truncated { index };

@@ -9,6 +9,7 @@ use automerge::{Automerge, ChangeHash};
 use super::authorship::{self, IncomingChange};
 use super::{
     Access, CloseReason, ConnId, Direction, Effect, EngineConfig, Input, Millis, OpenAccess, Role, WriteId,
+    WriteScope,
 };
 use crate::ids::{DocumentId, PeerId};
 use crate::storage::{Chunk, ChunkKey, StoredChunks, WriteBatch, load_chunks};
@@ -551,6 +552,18 @@ impl<A: Access> Engine<A> {
             return Ok(());
         }
         let (Some(c), Some(d)) = (self.conns.get(&conn), self.docs.get(&doc)) else { return Ok(()) };
+        let refuse = |reason: &str| CloseReason::Refused { doc, reason: reason.to_owned() };
+        match self.access.write_scope(&c.principal, &doc) {
+            WriteScope::Checked => {}
+            WriteScope::Nothing => return Err(refuse("changes to a document nobody may write")),
+            WriteScope::GenesisOnly => {
+                let bundle = authorship::carries_bundle(message)
+                    .map_err(|e| CloseReason::BadSyncMessage { doc, error: e.to_string() })?;
+                if bundle {
+                    return Err(refuse("a bundle of changes from a peer that may not write"));
+                }
+            }
+        }
         let listed = catch_unwind(AssertUnwindSafe(|| authorship::incoming_changes(message)))
             .map_err(|_| CloseReason::BadSyncMessage { doc, error: "automerge panicked decoding it".into() })?
             .map_err(|e| CloseReason::BadSyncMessage { doc, error: e.to_string() })?;

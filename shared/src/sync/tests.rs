@@ -594,3 +594,55 @@ fn messages_that_make_automerge_panic_close_their_sender_and_the_relay_keeps_ser
     );
     assert!(!fx.iter().any(|f| matches!(f, Effect::Close { .. })), "a healthy peer was closed");
 }
+
+/// A principal that may send only a document's genesis.
+struct ReadOnly;
+
+impl Access for ReadOnly {
+    type Principal = ();
+
+    fn may_read(&self, _: &(), _: &DocumentId) -> bool {
+        true
+    }
+
+    fn write_scope(&self, _: &(), _: &DocumentId) -> WriteScope {
+        WriteScope::GenesisOnly
+    }
+
+    fn may_write(&self, _: &(), _: &DocumentId, _: &[IncomingChange]) -> Result<(), String> {
+        Err("read only".into())
+    }
+}
+
+#[test]
+fn a_bundle_from_a_peer_that_may_not_write_is_refused_without_decoding() {
+    // The input that makes automerge 0.12 ask for 4 GiB parsing its bundle: refused by its header.
+    let oom = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions/incoming_changes__automerge-0.12.0__storage-bundle-storage.rs_147.oom");
+    let data = std::fs::read(oom).expect("the OOM input");
+    let message = automerge::sync::Message::decode(&data).expect("a sync message");
+    assert_eq!(authorship::carries_bundle(&message), Ok(true));
+    let relay = PeerId::new("relay").expect("id");
+    let mut e = Engine::new(EngineConfig::new(Role::Relay, relay.clone()), ReadOnly);
+    let conn = ConnId(1);
+    e.handle(0, Input::Connected { conn, direction: Direction::Inbound, principal: () });
+    let join = wire::Message::Join {
+        sender: PeerId::new("reader").expect("id"),
+        supported_versions: vec!["1".into()],
+        metadata: None,
+    };
+    e.handle(0, Input::Frame { conn, bytes: join.encode() });
+    let doc = doc_id(7);
+    let sync = wire::Message::Sync {
+        sender: PeerId::new("reader").expect("id"),
+        target: relay,
+        document: doc,
+        data,
+    };
+    let mut fx = e.handle(0, Input::Frame { conn, bytes: sync.encode() });
+    fx.extend(e.handle(0, Input::Loaded { doc, chunks: vec![] }));
+    let refused = fx
+        .iter()
+        .any(|f| matches!(f, Effect::Close { conn: c, reason: CloseReason::Refused { .. } } if *c == conn));
+    assert!(refused, "{fx:?}");
+}
