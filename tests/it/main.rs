@@ -16,3 +16,4 @@ mod member_app;
 mod offline;
 mod screenshots;
 mod slow_peer;
+mod startup;

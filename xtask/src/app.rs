@@ -1,4 +1,6 @@
 //! `cargo xtask build-app`: compiles `chibo-app` to wasm and writes a deployable `app/dist/`.
+//! `cargo xtask measure-startup` builds the blank page (`bench/blank-page`) the same way into
+//! `target/blank-dist/`, with the app's `static/` files.
 //!
 //! Steps: cargo build (size profile) → wasm-bindgen `--target web` → wasm-opt `-Oz` → content-hash
 //! file names (the JS is rewritten to load the hashed wasm) → `index.html` and `sw.js` from
@@ -15,8 +17,21 @@ use sha2::{Digest, Sha256};
 use crate::{cargo, command, run_cmd, tools};
 
 pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
-/// The bin target's name: wasm-bindgen names its outputs after it.
-const APP: &str = "chibo-app";
+
+/// A wasm page crate to build and where its dist goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page {
+    /// The package and its bin target: wasm-bindgen names its outputs after the bin.
+    pub(crate) name: &'static str,
+    /// Relative to the workspace root.
+    pub(crate) dist: &'static str,
+}
+
+/// The member app.
+pub(crate) const APP: Page = Page { name: "chibo-app", dist: "app/dist" };
+/// The blank Leptos page `cargo xtask measure-startup` compares the app with.
+pub(crate) const BLANK: Page = Page { name: "chibo-blank-page", dist: "target/blank-dist" };
+
 /// Copied to dist as they are.
 const STATIC_FILES: [&str; 3] = ["manifest.webmanifest", "icon-192.png", "icon-512.png"];
 /// Extensions worth precompressing (PNGs are compressed already).
@@ -32,15 +47,21 @@ pub(crate) enum Mode {
 
 /// Builds the app; returns the dist directory.
 pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
+    build_page(root, APP, mode)
+}
+
+/// Builds `page` (with the app's `static/` files); returns its dist directory.
+pub(crate) fn build_page(root: &Path, page: Page, mode: Mode) -> Result<PathBuf> {
+    let Page { name, dist } = page;
     let (profile, profile_dir) = match mode {
         Mode::Release => ("wasm-release", "wasm-release"),
         Mode::Dev => ("dev", "debug"),
     };
-    cargo(&["build", "-p", APP, "--bin", APP, "--target", WASM_TARGET, "--profile", profile])?;
+    cargo(&["build", "-p", name, "--bin", name, "--target", WASM_TARGET, "--profile", profile])?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let wasm = target_dir.join(WASM_TARGET).join(profile_dir).join(format!("{APP}.wasm"));
+    let wasm = target_dir.join(WASM_TARGET).join(profile_dir).join(format!("{name}.wasm"));
 
-    let staging = target_dir.join("chibo-app-bindgen");
+    let staging = target_dir.join(format!("{name}-bindgen"));
     clean_dir(&staging)?;
     run_cmd(
         command("wasm-bindgen")
@@ -48,9 +69,9 @@ pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
             .arg(&staging)
             .arg(&wasm),
     )?;
-    let bindgen_wasm = staging.join(format!("{APP}_bg.wasm"));
+    let bindgen_wasm = staging.join(format!("{name}_bg.wasm"));
     if mode == Mode::Release {
-        let optimised = staging.join(format!("{APP}_bg.opt.wasm"));
+        let optimised = staging.join(format!("{name}_bg.opt.wasm"));
         // The features rustc's wasm32 target enables by default; wasm-opt must accept them.
         let features = [
             "--enable-bulk-memory",
@@ -71,14 +92,14 @@ pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
         std::fs::rename(&optimised, &bindgen_wasm)?;
     }
 
-    let dist = root.join("app/dist");
+    let dist = root.join(dist);
     clean_dir(&dist)?;
     let wasm_bytes = read(&bindgen_wasm)?;
-    let wasm_name = format!("{APP}_bg-{}.wasm", short_hash(&wasm_bytes));
-    let js = std::fs::read_to_string(staging.join(format!("{APP}.js")))?;
-    let js = replace_once(&js, &format!("'{APP}_bg.wasm'"), &format!("'{wasm_name}'"))
+    let wasm_name = format!("{name}_bg-{}.wasm", short_hash(&wasm_bytes));
+    let js = std::fs::read_to_string(staging.join(format!("{name}.js")))?;
+    let js = replace_once(&js, &format!("'{name}_bg.wasm'"), &format!("'{wasm_name}'"))
         .context("wasm-bindgen's JS no longer names its wasm as expected")?;
-    let js_name = format!("{APP}-{}.js", short_hash(js.as_bytes()));
+    let js_name = format!("{name}-{}.js", short_hash(js.as_bytes()));
     std::fs::write(dist.join(&wasm_name), &wasm_bytes)?;
     std::fs::write(dist.join(&js_name), &js)?;
 
@@ -111,7 +132,7 @@ pub(crate) fn build(root: &Path, mode: Mode) -> Result<PathBuf> {
     std::fs::write(dist.join("sw.js"), sw)?;
 
     precompress(&dist)?;
-    report(&dist, &wasm_name, mode)?;
+    report(&dist, page.dist, &wasm_name, mode)?;
     Ok(dist)
 }
 
@@ -139,9 +160,9 @@ fn brotli(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
-fn report(dist: &Path, wasm_name: &str, mode: Mode) -> Result<()> {
+fn report(dist: &Path, shown: &str, wasm_name: &str, mode: Mode) -> Result<()> {
     let size = |name: &str| std::fs::metadata(dist.join(name)).map(|m| m.len());
-    let mut line = format!("app/dist ({mode:?}): {wasm_name} {} raw", kib(size(wasm_name)?));
+    let mut line = format!("{shown} ({mode:?}): {wasm_name} {} raw", kib(size(wasm_name)?));
     write!(line, ", {} brotli", kib(size(&format!("{wasm_name}.br"))?))?;
     write!(line, ", {} gzip", kib(size(&format!("{wasm_name}.gz"))?))?;
     println!("{line}");

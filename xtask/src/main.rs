@@ -1,12 +1,12 @@
 //! `cargo xtask <command>`: the project's build helper (the cargo-xtask convention).
 //!
-//! Commands: `ensure-tools`, `build-app [--dev]`, `run`, `test`. Everything runs from the
+//! Commands: `ensure-tools`, `build-app [--dev]`, `run`, `test`, `screenshots DIR`, `measure-startup`. Everything runs from the
 //! workspace root; tools we pin (wasm-bindgen-cli, binaryen) are checked before use.
 //!
 //! # Layout
 //! - [`tools`]: finding and installing the pinned external tools.
 //! - [`app`]: building `app/dist/` (wasm-bindgen, wasm-opt, hashed names, service worker,
-//!   precompressed assets).
+//!   precompressed assets), and the blank page the same way into `target/blank-dist/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +26,9 @@ commands:
   run               build the app, create ./chibo-data with the demo branch, print invite codes, serve on 127.0.0.1:8080
   test              every test: native workspace tests, browser storage tests, the app build, then
                     the end-to-end browser tests (CHIBO_E2E=1; needs chromium and chromedriver)
-  screenshots DIR   PNGs of every member page at 360x800 in Vietnamese, written to DIR";
+  screenshots DIR   PNGs of every member page at 360x800 in Vietnamese, written to DIR
+  measure-startup   build the app and a blank Leptos page, time both starting from the service-worker
+                    cache in Chromium (a table; CSV into $CHIBO_MEASURE_OUT if set)";
 
 fn main() -> std::process::ExitCode {
     match run_command(std::env::args().skip(1).collect()) {
@@ -49,6 +51,7 @@ fn run_command(args: Vec<String>) -> Result<()> {
         ["run"] => run(&root),
         ["test"] => test(&root),
         ["screenshots", dir] => screenshots(&root, dir),
+        ["measure-startup"] => measure_startup(&root),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
@@ -92,6 +95,26 @@ fn screenshots(root: &Path, dir: &str) -> Result<()> {
     ]))?;
     println!("screenshots in {}", dir.display());
     Ok(())
+}
+
+/// `cargo xtask measure-startup`: navigation to interactive from the service-worker cache, the
+/// member app against a blank Leptos page built the same way (`tests/it/startup.rs`). A
+/// measurement, not a check: the end-to-end phase of `cargo xtask test` leaves it out.
+fn measure_startup(root: &Path) -> Result<()> {
+    tools::ensure(root)?;
+    app::build(root, app::Mode::Release)?;
+    app::build_page(root, app::BLANK, app::Mode::Release)?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_cmd(command(cargo).env("CHIBO_E2E", "1").args([
+        "test",
+        "-p",
+        "chibo-tests",
+        "--test",
+        "it",
+        "startup::",
+        "--",
+        "--nocapture",
+    ]))
 }
 
 fn test(root: &Path) -> Result<()> {

@@ -1,14 +1,30 @@
 //! `/`: what is due now for this member: the self-assessment of the current forum and the
 //! year's personal plan (its commitment and this month's progress), each with its state.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chibo_shared::commitment::{self, CommitmentStatus};
 use chibo_shared::schema::{BranchProfile, PersonalPlan, SelfAssessment, hydrate};
 use leptos::prelude::*;
 use leptos_router::components::A;
+use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::i18n::use_texts;
 use crate::sync::SyncHandle;
 use crate::{use_account, use_branch};
+
+/// The `performance` mark for "the member's home page shows their name": what
+/// `cargo xtask measure-startup` times from navigation start (`tests/it/startup.rs`).
+const INTERACTIVE_MARK: &str = "chibo-interactive";
+/// Set once the mark is made: once per page load, however often the home page is shown again.
+static INTERACTIVE_MARKED: AtomicBool = AtomicBool::new(false);
+
+#[wasm_bindgen]
+extern "C" {
+    /// `performance.mark(name)` (imported directly: the app enables no `Performance` in web-sys).
+    #[wasm_bindgen(catch, js_namespace = performance, js_name = mark)]
+    fn performance_mark(name: &str) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>;
+}
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -54,6 +70,12 @@ pub fn HomePage() -> impl IntoView {
         Some(CommitmentStatus::ChangedSinceSigning { .. }) => ("changed", t().commitment_changed),
         _ => ("unsigned", t().commitment_unsigned),
     };
+    // Effects run after the view is in the document, so the name below is on screen.
+    Effect::new(move |_| {
+        if !INTERACTIVE_MARKED.swap(true, Ordering::Relaxed) {
+            let _ = performance_mark(INTERACTIVE_MARK);
+        }
+    });
     view! {
         <section>
             <h2 data-testid="hello">{move || format!("{}, {}", t().hello, name)}</h2>
