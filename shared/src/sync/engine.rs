@@ -508,6 +508,12 @@ impl<A: Access> Engine<A> {
                 }
                 Err(_) => return self.poisoned(doc, conn, batch.map(|q| q.conn).collect()),
             }
+            // Some changes apply cleanly and break the document only when read back (encoding
+            // them for storage or peers panics): find out now, before anything is written or sent.
+            let readable = catch_unwind(AssertUnwindSafe(|| d.am.get_changes(&before).len())).is_ok();
+            if !readable {
+                return self.poisoned(doc, conn, batch.map(|q| q.conn).collect());
+            }
             peer.sync.last_sent_heads.clone_from(&peer.told_heads);
             let heads = d.am.get_heads();
             changed |= heads != before;
