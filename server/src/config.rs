@@ -129,6 +129,37 @@ pub struct ServeArgs {
     /// every document (the demo app has no join screen yet).
     #[arg(long, env = "CHIBO_OPEN_ACCESS")]
     pub open_access: bool,
+
+    /// Keep documents in this PostgreSQL database instead of the SQLite file in --data, e.g.
+    /// postgres://chibo:secret@127.0.0.1:5432/chibo. Several relays may share one database;
+    /// a change received by one reaches the devices of all. The roster is not on PostgreSQL
+    /// yet, so this needs --open-access.
+    #[arg(long, env = "CHIBO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// A PostgreSQL connection URL. It may hold a password, so it never appears in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Checks the URL's syntax (nothing is connected to).
+    pub fn new(url: impl Into<String>) -> Result<Self, String> {
+        let url = url.into();
+        crate::store::postgres::check_url(&url)?;
+        Ok(Self(url))
+    }
+
+    /// The URL itself, to connect with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
 }
 
 /// How log lines are written to stderr.
@@ -171,6 +202,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// `/sync` without a token gets the all-powerful development principal.
     pub open_access: bool,
+    /// Documents in PostgreSQL instead of `data`'s SQLite file (then `open_access` is required).
+    pub database: Option<DatabaseUrl>,
     /// Rate limits and credential lifetimes.
     pub limits: Limits,
 }
@@ -185,6 +218,7 @@ impl ServeConfig {
             max_message_bytes: 8 * 1024 * 1024,
             log_format: LogFormat::Text,
             open_access: false,
+            database: None,
             limits: Limits::default(),
         }
     }
@@ -255,6 +289,10 @@ pub enum ConfigError {
     Arg { flag: &'static str, value: String, reason: String },
     #[error("--data {path} exists and is not a directory")]
     DataNotDir { path: PathBuf },
+    #[error("--database-url: {reason}")]
+    DatabaseUrl { reason: String },
+    #[error("--database-url without --open-access: {}", crate::http::NO_ROSTER_ON_POSTGRES)]
+    NoRosterOnPostgres,
 }
 
 impl Cli {
@@ -340,6 +378,11 @@ impl ServeArgs {
             value: self.max_message_bytes.clone(),
             reason: "too large for this platform".into(),
         })?;
+        let database = match self.database_url.filter(|u| !u.trim().is_empty()) {
+            None => None,
+            Some(_) if !self.open_access => return Err(ConfigError::NoRosterOnPostgres),
+            Some(url) => Some(DatabaseUrl::new(url).map_err(|reason| ConfigError::DatabaseUrl { reason })?),
+        };
         Ok(ServeConfig {
             data,
             listen,
@@ -347,6 +390,7 @@ impl ServeArgs {
             max_message_bytes,
             log_format: self.log_format,
             open_access: self.open_access,
+            database,
             limits: Limits::default(),
         })
     }
@@ -422,6 +466,23 @@ mod tests {
         assert!(parse(&["serve", "--listen", "localhost"]).expect_err("listen").contains("--listen"));
         assert!(parse(&["serve", "--max-message-bytes", "8GB"]).expect_err("unit").contains("unknown unit"));
         assert!(parse(&["serve", "--max-message-bytes", "1024MiB"]).expect_err("cap").contains("between"));
+    }
+
+    #[test]
+    fn database_url_selects_postgres_and_needs_open_access() {
+        let url = "postgres://chibo:secret@127.0.0.1:5432/chibo";
+        let Ok(Command::Serve(c)) = parse(&["serve", "--database-url", url, "--open-access"]) else {
+            panic!("serve")
+        };
+        assert_eq!(c.database.as_ref().map(DatabaseUrl::expose), Some(url));
+        assert!(!format!("{c:?}").contains("secret"), "the password never shows in Debug");
+        let err = parse(&["serve", "--database-url", url]).expect_err("no roster on PostgreSQL");
+        assert!(err.contains("the roster is not on PostgreSQL yet"), "{err}");
+        let err =
+            parse(&["serve", "--database-url", "postgres://[oops", "--open-access"]).expect_err("bad url");
+        assert!(err.contains("--database-url"), "{err}");
+        let Ok(Command::Serve(c)) = parse(&["serve"]) else { panic!("serve") };
+        assert!(c.database.is_none(), "SQLite by default");
     }
 
     #[test]

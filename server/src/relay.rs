@@ -7,6 +7,10 @@
 //! and the engine sends nothing about a document while its changes are not (see
 //! `chibo_shared::sync`).
 //!
+//! Several relays may share one database ([`crate::store::postgres`]): [`Relay::follow`] feeds
+//! the store's notifications in, and each document another relay wrote is reloaded (if this relay
+//! holds it) and handed to the engine as `Input::StorageChanged`, which syncs it to the peers here.
+//!
 //! **Architecture Invariant:** this module holds no document logic; everything about the
 //! protocol is in `chibo_shared::sync`. It only moves bytes and results.
 
@@ -32,14 +36,17 @@ use chibo_shared::schema::{DocPath, genesis_kind};
 use crate::engine_io::StoreIo;
 use crate::metrics::{Metrics, RefusedReason};
 use crate::roster::DevicePrincipal;
-use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::sqlite::roster::RosterDb;
+use crate::store::{Store, StoreEvent};
+use chibo_shared::storage::Chunk;
 
 /// Frames queued for one connection before it counts as too slow and is closed.
 const OUTBOX_FRAMES: usize = 4096;
 /// How often handshake timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
+/// How long after a failed reload (of a document another relay wrote) it is tried again.
+const RELOAD_RETRY: Duration = Duration::from_secs(1);
 
 /// Who is on the other end of a connection, as the transport authenticated it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +208,13 @@ enum Cmd {
     Input(Input<Principal>),
     /// Close every connection of these devices or members (revoked, role changed).
     Kick(Kick),
+    /// Another relay on the same database wrote something.
+    Store(StoreEvent),
+    /// A reload asked for by [`Cmd::Store`] finished.
+    Reloaded {
+        doc: DocumentId,
+        chunks: Result<Vec<Chunk>, StoreError>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -241,7 +255,7 @@ impl Relay {
         config.max_message_bytes = options.max_message_bytes;
         let engine = Engine::new(config, access);
         let report = cmds.clone();
-        let (io, writer) = StoreIo::start(store, move |input| {
+        let (io, writer) = StoreIo::start(store.clone(), move |input| {
             let _ = report.send(Cmd::Input(input));
         });
         let runner = Runner {
@@ -252,6 +266,8 @@ impl Relay {
             conns: HashMap::new(),
             owners: HashMap::new(),
             started: Instant::now(),
+            store,
+            reloads: HashMap::new(),
         };
         let engine_task = tokio::spawn(runner.run(cmd_rx));
         let ticker = {
@@ -278,6 +294,30 @@ impl Relay {
     /// once; a reconnect is authenticated afresh.
     pub fn kick(&self, whom: Kick) {
         let _ = self.cmds.send(Cmd::Kick(whom));
+    }
+
+    /// Follows what other relays write to a shared store (see [`StoreEvent`]) until the relay
+    /// shuts down.
+    pub fn follow(&self, mut events: mpsc::UnboundedReceiver<StoreEvent>) {
+        let cmds = self.cmds.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = events.recv() => {
+                        let Some(event) = event else { break };
+                        if cmds.send(Cmd::Store(event)).is_err() {
+                            break;
+                        }
+                    }
+                    // The engine task has stopped: nothing to follow for.
+                    () = cmds.closed() => break,
+                }
+            }
+        });
+        match self.tasks.lock() {
+            Ok(mut t) => t.push(task),
+            Err(poisoned) => poisoned.into_inner().push(task),
+        }
     }
 
     /// Closes every connection, finishes the writes already asked for, and stops.
@@ -453,6 +493,10 @@ struct Runner {
     /// The device and member behind each authenticated connection.
     owners: HashMap<ConnId, (DeviceId, MemberId)>,
     started: Instant,
+    store: Arc<dyn Store>,
+    /// Reloads in flight (documents another relay wrote); `true`: another notification came
+    /// meanwhile, so reload once more when this one lands (it may have read before that commit).
+    reloads: HashMap<DocumentId, bool>,
 }
 
 impl Runner {
@@ -499,6 +543,36 @@ impl Runner {
                         self.handle(Input::Disconnected { conn });
                     }
                 }
+                Cmd::Store(StoreEvent::Changed(doc)) => self.reload(doc),
+                Cmd::Store(StoreEvent::Resync) => {
+                    let docs = self.engine.documents();
+                    if !docs.is_empty() {
+                        tracing::info!(
+                            documents = docs.len(),
+                            "store notifications may have been missed; reloading"
+                        );
+                    }
+                    for doc in docs {
+                        self.reload(doc);
+                    }
+                }
+                Cmd::Reloaded { doc, chunks } => {
+                    let again = self.reloads.remove(&doc).unwrap_or(false);
+                    match chunks {
+                        Ok(chunks) => self.handle(Input::StorageChanged { doc, chunks }),
+                        Err(e) => {
+                            tracing::error!(%doc, error = %e, "reloading a document another relay wrote failed; retrying");
+                            let cmds = self.cmds.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(RELOAD_RETRY).await;
+                                let _ = cmds.send(Cmd::Store(StoreEvent::Changed(doc)));
+                            });
+                        }
+                    }
+                    if again {
+                        self.reload(doc);
+                    }
+                }
                 Cmd::Shutdown(done) => {
                     for (_, outbox) in self.conns.drain() {
                         if outbox.frames.try_send(Out::Close(CloseReason::Left)).is_err() {
@@ -512,6 +586,24 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Reads every chunk of `doc` (if the engine holds it) for `Input::StorageChanged`; at most
+    /// one read per document at a time.
+    fn reload(&mut self, doc: DocumentId) {
+        if !self.engine.has_document(&doc) {
+            return; // whoever asks for it next loads it from the store, changes included
+        }
+        if let Some(again) = self.reloads.get_mut(&doc) {
+            *again = true;
+            return;
+        }
+        self.reloads.insert(doc, false);
+        let (store, cmds) = (self.store.clone(), self.cmds.clone());
+        tokio::spawn(async move {
+            let chunks = store.load(doc).await;
+            let _ = cmds.send(Cmd::Reloaded { doc, chunks });
+        });
     }
 
     fn now(&self) -> u64 {

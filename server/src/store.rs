@@ -5,6 +5,8 @@
 //! compact) is made by the caller. **Only this module touches disk.**
 //!
 //! - [`sqlite::SqliteStore`]: the relay's embedded default (WAL, `synchronous=FULL`).
+//! - [`postgres::PostgresStore`]: PostgreSQL, shared by several relay processes; each write
+//!   notifies the others on commit ([`StoreEvent`]).
 //! - [`fs::FsStore`]: one directory per document, for the native client.
 //! - [`transfer`]: export/import of whole documents as `.automerge` files, used by the CLI.
 
@@ -16,6 +18,7 @@ use chibo_shared::ids::DocumentId;
 use chibo_shared::storage::{Chunk, WriteBatch};
 
 pub mod fs;
+pub mod postgres;
 pub mod sqlite;
 pub mod transfer;
 
@@ -37,6 +40,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many documents [`Store::list_documents`] would return.
     async fn document_count(&self) -> Result<u64, StoreError>;
+}
+
+/// What another process did to a shared store (see [`postgres::PostgresStore::listen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Another process committed a write of this document.
+    Changed(DocumentId),
+    /// Notifications may have been missed (the listening connection was (re)established): treat
+    /// every document held in memory as changed.
+    Resync,
 }
 
 /// Why a store operation failed.
@@ -74,6 +87,15 @@ pub enum StoreError {
     #[error("SQLite error: {0}")]
     Sqlite(#[source] rusqlite::Error),
 
+    /// The database server cannot be reached or refuses work for now (down, restarting, too many
+    /// connections, a conflict with a concurrent transaction); retrying later may succeed.
+    #[error("database unavailable: {detail}")]
+    Unavailable { detail: String },
+
+    /// PostgreSQL failed in a way none of the variants above describes.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[source] tokio_postgres::Error),
+
     /// The blocking task doing the work panicked or was cancelled (a bug, not a storage state).
     #[error("store task did not complete: {0}")]
     TaskFailed(#[source] tokio::task::JoinError),
@@ -93,7 +115,7 @@ impl StoreError {
 
     /// True when retrying later may succeed without anyone fixing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Busy)
+        matches!(self, StoreError::Busy | StoreError::Unavailable { .. })
     }
 }
 

@@ -108,21 +108,29 @@ pub fn load_chunks(chunks: &[Chunk]) -> (automerge::Automerge, Vec<(ChunkKey, au
     let mut ordered: Vec<&Chunk> = chunks.iter().collect();
     ordered.sort_by_key(|c| c.key.kind);
     for c in ordered {
-        // `load_incremental` skips a damaged tail silently, so each chunk is parsed strictly
-        // first; a chunk that does not parse whole is reported and left out.
-        let strict = automerge::LoadOptions::new()
-            .on_partial_load(automerge::OnPartialLoad::Error)
-            .verification_mode(automerge::VerificationMode::DontCheck);
-        let parsed = match automerge::Automerge::load_with_options(&c.bytes, strict) {
-            // Parsed whole; its dependencies are in other chunks.
-            Err(automerge::AutomergeError::MissingDeps) => Ok(()),
-            other => other.map(drop),
-        };
-        if let Err(e) = parsed.and_then(|()| doc.load_incremental(&c.bytes).map(drop)) {
+        if let Err(e) = load_chunk_into(&mut doc, c) {
             bad.push((c.key.clone(), e));
         }
     }
     (doc, bad)
+}
+
+/// Applies one chunk to `doc`, or nothing of it if it does not parse whole.
+pub fn load_chunk_into(
+    doc: &mut automerge::Automerge,
+    chunk: &Chunk,
+) -> Result<(), automerge::AutomergeError> {
+    // `load_incremental` skips a damaged tail silently, so each chunk is parsed strictly first; a
+    // chunk that does not parse whole is reported and left out.
+    let strict = automerge::LoadOptions::new()
+        .on_partial_load(automerge::OnPartialLoad::Error)
+        .verification_mode(automerge::VerificationMode::DontCheck);
+    match automerge::Automerge::load_with_options(&chunk.bytes, strict) {
+        // Parsed whole; its dependencies are in other chunks.
+        Err(automerge::AutomergeError::MissingDeps) | Ok(_) => {}
+        Err(e) => return Err(e),
+    }
+    doc.load_incremental(&chunk.bytes).map(drop)
 }
 
 /// When to fold incrementals into a snapshot: once they outweigh the snapshot or number more
@@ -153,6 +161,11 @@ impl StoredChunks {
         if !list.iter().any(|(k, _)| k == key) {
             list.push((key.clone(), len));
         }
+    }
+
+    /// Whether `key` is recorded here.
+    pub fn knows(&self, key: &ChunkKey) -> bool {
+        self.snapshots.iter().chain(&self.incrementals).any(|(k, _)| k == key)
     }
 
     pub fn forget(&mut self, keys: &[ChunkKey]) {

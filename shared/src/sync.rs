@@ -13,6 +13,8 @@
 //!   crashes from reusing a sequence number it already sent. (After a client's write fails, its
 //!   changes go out anyway: better on the relay than only in memory.)
 //! - Sync state is per (connection, document) and starts fresh on every connection.
+//! - Several relays may share one store: what another process stored reaches this engine as
+//!   [`Input::StorageChanged`] and is merged without being written again (it is durable).
 //! - A connection that breaks the protocol is closed with a [`CloseReason`]; nothing it sent
 //!   before is dropped, and other connections are untouched.
 
@@ -195,6 +197,17 @@ pub enum Input<P> {
         doc: DocumentId,
         write: WriteId,
         error: String,
+    },
+    /// Another process sharing this engine's store (a second relay on the same database) has
+    /// committed a write of `doc`; `chunks` are every chunk stored for it, read after that commit.
+    /// Ignored unless `doc` is in memory. Chunks the engine does not know yet are applied and
+    /// counted as on disk, so a later compaction folds them in; nothing is written for them (they
+    /// are durable already). If the heads moved, [`Effect::DocChanged`] follows and the peers hear
+    /// of the new changes as soon as no write of ours holds them back. Arriving while `doc` loads,
+    /// the chunks are applied once the load lands (it may have read the store before the commit).
+    StorageChanged {
+        doc: DocumentId,
+        chunks: Vec<Chunk>,
     },
     /// Time passed; checks handshake timeouts.
     Tick,

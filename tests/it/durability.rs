@@ -21,7 +21,7 @@ const HOLD_AT: u64 = 400;
 
 /// How many of `actor`'s changes `heads` cover. The writer's changes form one chain (each
 /// depends on the one before), so that is the highest sequence number among the heads.
-fn covered(doc: &Automerge, heads: &[ChangeHash], actor: &ActorId) -> u64 {
+pub(crate) fn covered(doc: &Automerge, heads: &[ChangeHash], actor: &ActorId) -> u64 {
     heads
         .iter()
         .filter_map(|h| doc.get_change_meta_by_hash(h))
@@ -32,7 +32,7 @@ fn covered(doc: &Automerge, heads: &[ChangeHash], actor: &ActorId) -> u64 {
 }
 
 /// How many of the writer's changes the relay has acknowledged on the current connection.
-fn acknowledged(inner: &Inner, doc: DocumentId, actor: &ActorId) -> u64 {
+pub(crate) fn acknowledged(inner: &Inner, doc: DocumentId, actor: &ActorId) -> u64 {
     match (inner.engine().doc(&doc), inner.relay_heads(&doc)) {
         (Some(d), Some(heads)) => covered(d, &heads, actor),
         _ => 0,
@@ -40,7 +40,7 @@ fn acknowledged(inner: &Inner, doc: DocumentId, actor: &ActorId) -> u64 {
 }
 
 /// How many of the writer's changes are on the device's own disk.
-fn saved(inner: &Inner, doc: DocumentId, actor: &ActorId) -> u64 {
+pub(crate) fn saved(inner: &Inner, doc: DocumentId, actor: &ActorId) -> u64 {
     let last = inner.events.iter().rev().find_map(|e| match e {
         Effect::Persisted { doc: d, heads } if *d == doc => Some(heads),
         _ => None,

@@ -1,6 +1,7 @@
 //! What every scenario needs: a relay (in-process on `127.0.0.1:0`, or the `chibo-test-relay`
-//! child process), devices (native clients on their own temporary file stores), `/metrics`, and
-//! independent reads of the relay's SQLite file.
+//! child process; on SQLite, or on a PostgreSQL database several relays share), devices (native
+//! clients on their own temporary file stores), `/metrics`, and independent reads of the relay's
+//! SQLite file or PostgreSQL database.
 //!
 //! Nothing here sleeps: waits are on client conditions ([`Client::wait_until`]) or on IO.
 
@@ -15,9 +16,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 use automerge::{ActorId, Automerge, ChangeHash};
 use chibo_server::client::Client;
-use chibo_server::config::{DataDir, ServeConfig};
+use chibo_server::config::{DataDir, DatabaseUrl, ServeConfig};
 use chibo_server::store::Store;
 use chibo_server::store::fs::FsStore;
+use chibo_server::store::postgres::PostgresStore;
 use chibo_server::store::sqlite::SqliteStore;
 use chibo_shared::ids::{DocumentId, PeerId};
 use chibo_shared::schema::{Document, TextField, read_text, splice_text, update};
@@ -62,6 +64,15 @@ impl Relay {
     pub(crate) async fn start_in(data: &Path) -> anyhow::Result<Self> {
         let mut config = ServeConfig::new(data);
         config.open_access = true;
+        Self::start(config).await
+    }
+
+    /// Starts a relay node on the PostgreSQL database at `database_url`, in open access.
+    pub(crate) async fn start_on_postgres(database_url: &str) -> anyhow::Result<Self> {
+        // The data directory is not used when documents live in PostgreSQL.
+        let mut config = ServeConfig::new(std::env::temp_dir().join("chibo-unused-data-dir"));
+        config.open_access = true;
+        config.database = Some(DatabaseUrl::new(database_url).map_err(anyhow::Error::msg)?);
         Self::start(config).await
     }
 
@@ -113,20 +124,35 @@ pub(crate) struct RelayProcess {
 impl RelayProcess {
     /// Starts `chibo-test-relay` on `data` and waits for its `listening <addr>` line.
     pub(crate) async fn spawn(data: &Path) -> anyhow::Result<Self> {
-        Self::spawn_with(data, &[]).await
+        Self::spawn_with(data, &[], None).await
+    }
+
+    /// Starts `chibo-test-relay` as a node on the PostgreSQL database at `database_url`.
+    pub(crate) async fn spawn_on_postgres(database_url: &str) -> anyhow::Result<Self> {
+        let unused = std::env::temp_dir().join("chibo-unused-data-dir");
+        Self::spawn_with(&unused, &[], Some(database_url)).await
     }
 
     /// Starts `chibo-test-relay` on `data` listening on `listen` (`127.0.0.1:0` for any free
     /// port), serving the built app from `app_dir`.
     pub(crate) async fn serve_app(data: &Path, listen: SocketAddr, app_dir: &Path) -> anyhow::Result<Self> {
-        Self::spawn_with(data, &[listen.to_string().into(), app_dir.into()]).await
+        Self::spawn_with(data, &[listen.to_string().into(), app_dir.into()], None).await
     }
 
-    async fn spawn_with(data: &Path, args: &[std::ffi::OsString]) -> anyhow::Result<Self> {
+    async fn spawn_with(
+        data: &Path,
+        args: &[std::ffi::OsString],
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let data = data.to_path_buf();
         let args = args.to_vec();
+        let database_url = database_url.map(str::to_owned);
         tokio::task::spawn_blocking(move || {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_chibo-test-relay"))
+            let mut command = Command::new(env!("CARGO_BIN_EXE_chibo-test-relay"));
+            if let Some(url) = &database_url {
+                command.env("CHIBO_TEST_RELAY_DATABASE_URL", url);
+            }
+            let mut child = command
                 .arg(&data)
                 .args(&args)
                 .stdin(Stdio::null())
@@ -242,6 +268,16 @@ pub(crate) fn merged(docs: &[&Automerge]) -> anyhow::Result<Automerge> {
 pub(crate) async fn stored_doc(data: &Path, doc: DocumentId) -> anyhow::Result<Automerge> {
     let path = DataDir::new(data).sqlite_path();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
+    let chunks = store.load(doc).await?;
+    let (loaded, bad) = load_chunks(&chunks);
+    ensure!(bad.is_empty(), "chunks of {doc} that do not load: {bad:?}");
+    Ok(loaded)
+}
+
+/// Reads `doc` straight from the PostgreSQL database at `database_url` (not through any relay),
+/// checking that every stored chunk loads.
+pub(crate) async fn stored_doc_pg(database_url: &str, doc: DocumentId) -> anyhow::Result<Automerge> {
+    let store = PostgresStore::connect(database_url).await?;
     let chunks = store.load(doc).await?;
     let (loaded, bad) = load_chunks(&chunks);
     ensure!(bad.is_empty(), "chunks of {doc} that do not load: {bad:?}");

@@ -1,13 +1,16 @@
 //! `cargo xtask <command>`: the project's build helper (the cargo-xtask convention).
 //!
-//! Commands: `ensure-tools`, `build-app [--dev]`, `run`, `test`, `screenshots DIR`, `measure-startup`. Everything runs from the
-//! workspace root; tools we pin (wasm-bindgen-cli, binaryen) are checked before use.
+//! Commands: `ensure-tools`, `build-app [--dev]`, `run`, `test`, `test-pg`, `screenshots DIR`,
+//! `measure-startup`. Everything runs from the workspace root; tools we pin (wasm-bindgen-cli,
+//! binaryen) are checked before use.
 //!
 //! # Layout
 //! - [`tools`]: finding and installing the pinned external tools.
 //! - [`app`]: building `app/dist/` (wasm-bindgen, wasm-opt, hashed names, service worker,
 //!   precompressed assets), and the blank page the same way into `target/blank-dist/`.
+//! - [`pg`]: a private PostgreSQL cluster for the tests that need one.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod app;
+mod pg;
 mod tools;
 
 const USAGE: &str = "\
@@ -24,8 +28,10 @@ commands:
   ensure-tools      check/install wasm-bindgen-cli (Cargo.lock's version), wasm-opt, the wasm32 target
   build-app [--dev] build the web app into app/dist/ (--dev: debug build, no wasm-opt)
   run               build the app, create ./chibo-data with the demo branch, print invite codes, serve on 127.0.0.1:8080
-  test              every test: native workspace tests, browser storage tests, the app build, then
-                    the end-to-end browser tests (CHIBO_E2E=1; needs chromium and chromedriver)
+  test              every test: native workspace tests (with a private PostgreSQL for the store and
+                    multi-node tests), browser storage tests, the app build, then the end-to-end
+                    browser tests (CHIBO_E2E=1; needs chromium and chromedriver)
+  test-pg           only the PostgreSQL store and multi-node relay tests, on a private PostgreSQL
   screenshots DIR   PNGs of every member page at 360x800 in Vietnamese, written to DIR
   measure-startup   build the app and a blank Leptos page, time both starting from the service-worker
                     cache in Chromium (a table; CSV into $CHIBO_MEASURE_OUT if set)";
@@ -52,6 +58,7 @@ fn run_command(args: Vec<String>) -> Result<()> {
         ["test"] => test(&root),
         ["screenshots", dir] => screenshots(&root, dir),
         ["measure-startup"] => measure_startup(&root),
+        ["test-pg"] => test_pg(),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
@@ -72,6 +79,29 @@ fn run(root: &Path) -> Result<()> {
     println!("chibo: http://127.0.0.1:8080 — join with one of the codes above (Ctrl-C stops)");
     let serve = ["serve", "--listen", "127.0.0.1:8080", "--app-dir", &dist];
     cargo(&[&server[..], &serve[..]].concat())
+}
+
+/// `cargo xtask test-pg`: the tests that need PostgreSQL, against a private cluster.
+fn test_pg() -> Result<()> {
+    let cluster = pg::Cluster::start()?;
+    let cargo_bin = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let store = run_cmd(command(&cargo_bin).envs(cluster.env()).args([
+        "test",
+        "-p",
+        "chibo-server",
+        "--lib",
+        "store::postgres",
+    ]));
+    let multinode = run_cmd(command(&cargo_bin).envs(cluster.env()).args([
+        "test",
+        "-p",
+        "chibo-tests",
+        "--test",
+        "it",
+        "multinode",
+    ]));
+    drop(cluster);
+    store.and(multinode)
 }
 
 /// `cargo xtask test`: every phase runs; the exit status fails if any did.
@@ -118,9 +148,26 @@ fn measure_startup(root: &Path) -> Result<()> {
 }
 
 fn test(root: &Path) -> Result<()> {
-    let phases: [(&str, &dyn Fn() -> Result<()>); 5] = [
+    // Stopped and removed when this function returns, whatever happened.
+    let postgres: OnceCell<pg::Cluster> = OnceCell::new();
+    let phases: [(&str, &dyn Fn() -> Result<()>); 6] = [
         ("ensure tools", &|| tools::ensure(root)),
-        ("native tests", &|| cargo(&["test", "--workspace", "--exclude", "chibo-app", "--no-fail-fast"])),
+        ("postgres", &|| {
+            let cluster = pg::Cluster::start()?;
+            let _ = postgres.set(cluster);
+            Ok(())
+        }),
+        // `CHIBO_REQUIRE_PG=1` makes the PostgreSQL tests fail rather than skip if the cluster
+        // did not start.
+        ("native tests", &|| {
+            let cargo_bin = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = command(cargo_bin);
+            match postgres.get() {
+                Some(cluster) => cmd.envs(cluster.env()),
+                None => cmd.env("CHIBO_REQUIRE_PG", "1"),
+            };
+            run_cmd(cmd.args(["test", "--workspace", "--exclude", "chibo-app", "--no-fail-fast"]))
+        }),
         ("browser tests", &|| {
             cargo(&["test", "-p", "chibo-app", "--target", app::WASM_TARGET, "--no-fail-fast"])
         }),

@@ -12,7 +12,7 @@ use super::{
     WriteScope,
 };
 use crate::ids::{DocumentId, PeerId};
-use crate::storage::{Chunk, ChunkKey, StoredChunks, WriteBatch, load_chunks};
+use crate::storage::{Chunk, ChunkKey, StoredChunks, WriteBatch, load_chunk_into, load_chunks};
 use crate::wire::{Message, PROTOCOL_V1, PeerMetadata};
 
 /// Misuse of the engine's direct API.
@@ -86,6 +86,8 @@ struct Doc {
     /// Client: a write failed, so sync no longer waits for the disk.
     storage_broken: bool,
     seed: Option<Vec<u8>>,
+    /// Chunks another process stored while this document was loading; applied once it is loaded.
+    from_storage: Vec<Chunk>,
 }
 
 struct PeerDoc {
@@ -133,6 +135,7 @@ impl Doc {
             opened,
             storage_broken: false,
             seed,
+            from_storage: Vec::new(),
         }
     }
 
@@ -178,6 +181,7 @@ impl<A: Access> Engine<A> {
             Input::LoadFailed { doc, error } => self.on_load_failed(doc, error),
             Input::Written { doc, write } => self.on_written(doc, write),
             Input::WriteFailed { doc, write, error } => self.on_write_failed(doc, write, error),
+            Input::StorageChanged { doc, chunks } => self.on_storage_changed(doc, chunks),
             Input::Tick => self.on_tick(),
         }
         std::mem::take(&mut self.out)
@@ -211,6 +215,19 @@ impl<A: Access> Engine<A> {
 
     pub fn documents_in_memory(&self) -> usize {
         self.docs.len()
+    }
+
+    /// Whether `doc` is in memory (loaded or loading): what [`Input::StorageChanged`] is for.
+    pub fn has_document(&self, doc: &DocumentId) -> bool {
+        self.docs.contains_key(doc)
+    }
+
+    /// Every document in memory (loaded or loading), e.g. to reload them all after a host may have
+    /// missed a [`Input::StorageChanged`].
+    pub fn documents(&self) -> Vec<DocumentId> {
+        let mut docs: Vec<DocumentId> = self.docs.keys().copied().collect();
+        docs.sort();
+        docs
     }
 
     pub fn connections(&self) -> usize {
@@ -694,8 +711,12 @@ impl<A: Access> Engine<A> {
         d.issued_heads = d.am.get_heads();
         let queue = d.loading.take().unwrap_or_default();
         let seed = d.seed.take();
+        let from_storage = std::mem::take(&mut d.from_storage);
         let opened = d.opened;
         self.out.push(Effect::DocReady { doc });
+        if !from_storage.is_empty() {
+            self.apply_stored(doc, from_storage);
+        }
         if let Some(seed) = seed {
             self.apply_seed(doc, &seed);
         }
@@ -713,6 +734,48 @@ impl<A: Access> Engine<A> {
         }
         self.flush(doc);
         self.maybe_evict(doc);
+    }
+
+    fn on_storage_changed(&mut self, doc: DocumentId, chunks: Vec<Chunk>) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        if d.loading.is_some() {
+            // The load in flight may have read the store before that commit.
+            d.from_storage.extend(chunks);
+            return;
+        }
+        if self.apply_stored(doc, chunks) {
+            self.out.push(Effect::DocChanged { doc });
+            self.flush(doc);
+        }
+    }
+
+    /// Applies the chunks of `doc` that another process stored and this engine does not know yet,
+    /// recording them as on disk (so compaction covers them) without writing them again. Returns
+    /// whether the heads moved.
+    fn apply_stored(&mut self, doc: DocumentId, chunks: Vec<Chunk>) -> bool {
+        let Some(d) = self.docs.get_mut(&doc) else { return false };
+        let before = d.am.get_heads();
+        // Everything in memory is already covered by our writes: what comes from the store is
+        // durable too, so the next write starts after it instead of writing it again.
+        let all_issued = before == d.issued_heads && !d.write_wanted;
+        let mut fresh: Vec<Chunk> = chunks.into_iter().filter(|c| !d.stored.knows(&c.key)).collect();
+        fresh.sort_by_key(|c| c.key.kind); // snapshots first, as when loading
+        let mut bad = Vec::new();
+        for c in &fresh {
+            match load_chunk_into(&mut d.am, c) {
+                Ok(()) => d.stored.record(&c.key, c.bytes.len()),
+                // Never recorded, so never deleted by our compaction.
+                Err(_) => bad.push(c.key.to_string()),
+            }
+        }
+        let after = d.am.get_heads();
+        if all_issued {
+            d.issued_heads.clone_from(&after);
+        }
+        if !bad.is_empty() {
+            self.out.push(Effect::CorruptChunks { doc, keys: bad });
+        }
+        after != before
     }
 
     /// Writes the changes not yet covered by an issued write, one change write at a time.

@@ -4,6 +4,9 @@
 //! separate steps, so tests see the same interleavings a real disk allows. Links carry frames in
 //! both directions; faults drop, duplicate or reorder frames, partitions cut links, and
 //! [`Network::crash`] loses a node's memory and unfinished writes but keeps its store.
+//! [`Network::share_store`] makes relays share one store, as relay processes on one PostgreSQL
+//! database do: every write lands in all of them at once and notifies the others, which reload
+//! the document (if in memory) and feed it in as [`Input::StorageChanged`].
 //!
 //! ```
 //! use chibo_shared::sync::memnet::Network;
@@ -45,11 +48,23 @@ pub struct Node {
     pub role: Role,
     /// Durable chunks.
     pub store: BTreeMap<DocumentId, BTreeMap<ChunkKey, Vec<u8>>>,
-    /// Loads and writes not yet carried out, oldest first.
-    io: VecDeque<Effect>,
+    /// Loads, writes and store notifications not yet carried out, oldest first.
+    io: VecDeque<Io>,
+    /// Nodes whose store is this one's (see [`Network::share_store`]), this one included.
+    store_group: usize,
     /// Effects for the test to inspect (everything but sends and IO).
     pub events: Vec<Effect>,
     restarts: u32,
+}
+
+/// IO a node's host has yet to carry out.
+enum Io {
+    /// A `Load` or `Write` effect of the engine.
+    Effect(Effect),
+    /// Another node sharing the store committed a write of this document.
+    Notified(DocumentId),
+    /// Reads every chunk of the document and feeds them in as [`Input::StorageChanged`].
+    Reload(DocumentId),
 }
 
 struct Link {
@@ -71,6 +86,8 @@ pub struct Network {
     /// Frames delivered so far (for cost figures).
     pub frames_delivered: u64,
     pub bytes_delivered: u64,
+    /// Store notifications are lost (a host's listening connection broke) while set.
+    pub lose_notifications: bool,
 }
 
 impl Network {
@@ -84,6 +101,7 @@ impl Network {
             faults: Faults::default(),
             frames_delivered: 0,
             bytes_delivered: 0,
+            lose_notifications: false,
         }
     }
 
@@ -113,10 +131,34 @@ impl Network {
             role,
             store: BTreeMap::new(),
             io: VecDeque::new(),
+            store_group: id.0,
             events: Vec::new(),
             restarts: 0,
         });
         id
+    }
+
+    /// `b` uses `a`'s store from now on (its own must still be empty): two relay processes on one
+    /// database.
+    pub fn share_store(&mut self, a: NodeId, b: NodeId) {
+        assert!(self.nodes[b.0].store.is_empty(), "{b:?} already stored something");
+        self.nodes[b.0].store = self.nodes[a.0].store.clone();
+        self.nodes[b.0].store_group = self.nodes[a.0].store_group;
+    }
+
+    /// What a host does after it may have missed notifications: reload every document in memory.
+    pub fn reload_all(&mut self, node: NodeId) {
+        let docs = self.nodes[node.0].engine.documents();
+        self.nodes[node.0].io.extend(docs.into_iter().map(Io::Reload));
+    }
+
+    /// The other nodes sharing `node`'s store.
+    fn store_mates(&self, node: NodeId) -> Vec<NodeId> {
+        let group = self.nodes[node.0].store_group;
+        (0..self.nodes.len())
+            .filter(|&i| i != node.0 && self.nodes[i].store_group == group)
+            .map(NodeId)
+            .collect()
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -209,39 +251,54 @@ impl Network {
                         self.disconnect(id);
                     }
                 }
-                Effect::Load { .. } | Effect::Write { .. } => self.nodes[node.0].io.push_back(e),
+                Effect::Load { .. } | Effect::Write { .. } => self.nodes[node.0].io.push_back(Io::Effect(e)),
                 other => self.nodes[node.0].events.push(other),
             }
         }
     }
 
-    /// Carries out one pending load or write of a node.
+    fn stored_chunks(&self, node: NodeId, doc: &DocumentId) -> Vec<Chunk> {
+        self.nodes[node.0]
+            .store
+            .get(doc)
+            .map(|m| m.iter().map(|(key, bytes)| Chunk { key: key.clone(), bytes: bytes.clone() }).collect())
+            .unwrap_or_default()
+    }
+
+    /// Carries out one pending load, write or notification of a node.
     fn do_io(&mut self, node: NodeId) -> bool {
-        let Some(e) = self.nodes[node.0].io.pop_front() else { return false };
-        let input = match e {
-            Effect::Load { doc } => {
-                let chunks = self.nodes[node.0]
-                    .store
-                    .get(&doc)
-                    .map(|m| {
-                        m.iter()
-                            .map(|(key, bytes)| Chunk { key: key.clone(), bytes: bytes.clone() })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Input::Loaded { doc, chunks }
-            }
-            Effect::Write { doc, write, batch } => {
-                let entry = self.nodes[node.0].store.entry(doc).or_default();
-                for c in batch.puts {
-                    entry.insert(c.key, c.bytes);
+        let Some(io) = self.nodes[node.0].io.pop_front() else { return false };
+        let input = match io {
+            Io::Effect(Effect::Load { doc }) => Input::Loaded { doc, chunks: self.stored_chunks(node, &doc) },
+            Io::Effect(Effect::Write { doc, write, batch }) => {
+                // One atomic commit to the (possibly shared) store, then a notification to the
+                // other nodes on it.
+                let mates = self.store_mates(node);
+                for n in std::iter::once(node).chain(mates.iter().copied()) {
+                    let entry = self.nodes[n.0].store.entry(doc).or_default();
+                    for c in &batch.puts {
+                        entry.insert(c.key.clone(), c.bytes.clone());
+                    }
+                    for k in &batch.deletes {
+                        entry.remove(k);
+                    }
                 }
-                for k in &batch.deletes {
-                    entry.remove(k);
+                if !self.lose_notifications {
+                    for n in mates {
+                        self.nodes[n.0].io.push_back(Io::Notified(doc));
+                    }
                 }
                 Input::Written { doc, write }
             }
-            _ => return false,
+            Io::Effect(_) => return false,
+            Io::Notified(doc) => {
+                // The host reloads only what its engine holds; the load itself is a later step.
+                if self.nodes[node.0].engine.has_document(&doc) {
+                    self.nodes[node.0].io.push_back(Io::Reload(doc));
+                }
+                return true;
+            }
+            Io::Reload(doc) => Input::StorageChanged { doc, chunks: self.stored_chunks(node, &doc) },
         };
         self.input(node, input);
         true

@@ -646,3 +646,274 @@ fn a_bundle_from_a_peer_that_may_not_write_is_refused_without_decoding() {
         .any(|f| matches!(f, Effect::Close { conn: c, reason: CloseReason::Refused { .. } } if *c == conn));
     assert!(refused, "{fx:?}");
 }
+
+// ----- several relays on one store -----
+
+/// Two relays sharing one store (as two relay processes on one PostgreSQL database), a client
+/// on each, and `doc` open with the genesis on both clients.
+fn two_relays(seed: u64, doc: DocumentId) -> (Network, [NodeId; 2], [NodeId; 2]) {
+    let mut net = Network::new(seed);
+    let (r1, r2) = (net.add_node(Role::Relay), net.add_node(Role::Relay));
+    net.share_store(r1, r2);
+    let (a, b) = (net.add_node(Role::Client), net.add_node(Role::Client));
+    for n in [a, b] {
+        net.open(n, doc, Some(genesis()));
+    }
+    net.connect(a, r1);
+    net.connect(b, r2);
+    net.run_until_quiescent();
+    (net, [r1, r2], [a, b])
+}
+
+#[test]
+fn a_change_stored_by_one_relay_reaches_the_peers_of_another() {
+    let doc = doc_id(20);
+    let (mut net, [r1, r2], [a, b]) = two_relays(20, doc);
+    assert!(edit(&mut net, a, doc, "from a "));
+    net.run_until_quiescent();
+    assert_eq!(text(net.doc(b, &doc).expect("loaded")), "from a ");
+    // Concurrent edits on both sides converge everywhere, in memory and in the store.
+    assert!(edit(&mut net, a, doc, "a2 "));
+    assert!(edit(&mut net, b, doc, "b2 "));
+    net.run_until_quiescent();
+    let want = heads(&net, a, &doc);
+    assert_eq!(heads(&net, b, &doc), want);
+    assert_eq!(heads(&net, r1, &doc), want);
+    assert_eq!(heads(&net, r2, &doc), want);
+    assert_eq!(stored_doc(&net, r1, &doc).get_heads(), want);
+    assert_eq!(marks(&stored_doc(&net, r2, &doc)).len(), 3);
+    assert_eq!(text(net.doc(a, &doc).expect("a")), text(net.doc(b, &doc).expect("b")));
+    assert_acks_durable(&net, r1, &[a, b], &[doc]);
+}
+
+/// Builds a relay engine with one joined peer that has sent a first sync message for `doc`, and
+/// loads `doc` from `stored`.
+fn relay_with_peer(doc: DocumentId, stored: Vec<Chunk>) -> (Engine, ConnId, PeerId) {
+    let relay = PeerId::new("relay").expect("id");
+    let peer = PeerId::new("peer").expect("id");
+    let mut e = Engine::new(EngineConfig::new(Role::Relay, relay.clone()), OpenAccess);
+    let conn = ConnId(1);
+    e.handle(0, Input::Connected { conn, direction: Direction::Inbound, principal: () });
+    let join =
+        wire::Message::Join { sender: peer.clone(), supported_versions: vec!["1".into()], metadata: None };
+    e.handle(0, Input::Frame { conn, bytes: join.encode() });
+    let mut state = automerge::sync::State::new();
+    let hello = automerge::sync::SyncDoc::generate_sync_message(&Automerge::new(), &mut state)
+        .expect("a first message")
+        .encode();
+    let sync = wire::Message::Sync { sender: peer.clone(), target: relay, document: doc, data: hello };
+    let fx = e.handle(0, Input::Frame { conn, bytes: sync.encode() });
+    assert!(fx.contains(&Effect::Load { doc }), "{fx:?}");
+    e.handle(0, Input::Loaded { doc, chunks: stored });
+    (e, conn, peer)
+}
+
+/// A chunk holding the changes `doc` has after `before`.
+fn chunk_after(doc: &Automerge, before: &[ChangeHash]) -> Chunk {
+    let bytes = doc.save_after(before);
+    Chunk { key: crate::storage::ChunkKey::incremental(&bytes), bytes }
+}
+
+#[test]
+fn what_another_relay_stored_is_merged_and_synced_but_not_written_again() {
+    let doc = doc_id(21);
+    let mut source = Automerge::new();
+    source.load_incremental(&genesis()).expect("genesis");
+    let first = chunk_after(&source, &[]);
+    let (mut e, conn, peer) = relay_with_peer(doc, vec![first.clone()]);
+
+    // Unknown documents are ignored: the next load reads the store anyway.
+    assert!(e.handle(1, Input::StorageChanged { doc: doc_id(99), chunks: vec![first.clone()] }).is_empty());
+    assert!(!e.has_document(&doc_id(99)));
+
+    // Another relay stores a change: it is merged, announced and sent, and nothing is written.
+    let before = source.get_heads();
+    let text_obj = source.get(ROOT, TEXT).expect("get").expect("text").1;
+    let mut tx = source.transaction();
+    tx.splice_text(&text_obj, 0, 0, "elsewhere").expect("splice");
+    tx.commit();
+    let second = chunk_after(&source, &before);
+    let fx = e.handle(2, Input::StorageChanged { doc, chunks: vec![first.clone(), second.clone()] });
+    assert!(fx.contains(&Effect::DocChanged { doc }), "{fx:?}");
+    assert!(
+        !fx.iter().any(|f| matches!(f, Effect::Write { .. })),
+        "stored changes are not written again: {fx:?}"
+    );
+    assert!(fx.iter().any(|f| matches!(f, Effect::Send { conn: c, .. } if *c == conn)), "{fx:?}");
+    assert_eq!(e.doc(&doc).expect("loaded").get_heads(), source.get_heads());
+
+    // The same chunks again: nothing new, nothing to do.
+    let fx = e.handle(3, Input::StorageChanged { doc, chunks: vec![first, second] });
+    assert!(!fx.iter().any(|f| matches!(f, Effect::DocChanged { .. } | Effect::Write { .. })), "{fx:?}");
+
+    // The peer's own next change is written alone: the stored change is not in that write.
+    let mut theirs = source.fork().with_actor(automerge::ActorId::from(b"peer".to_vec()));
+    let their_before = theirs.get_heads();
+    let mut tx = theirs.transaction();
+    tx.put(ROOT, "peer", 1).expect("put");
+    tx.commit();
+    let written = exchange(&mut e, conn, &peer, &mut theirs);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0].bytes, theirs.save_after(&their_before), "only the peer's change is written");
+    assert_eq!(e.doc(&doc).expect("loaded").get_heads(), theirs.get_heads());
+}
+
+/// Syncs `theirs` with the relay engine `e` over `conn` until neither has more to say, carrying
+/// out the relay's writes at once; returns the chunks it wrote.
+fn exchange(e: &mut Engine, conn: ConnId, peer: &PeerId, theirs: &mut Automerge) -> Vec<Chunk> {
+    let relay = e.peer_id().clone();
+    let doc = doc_id(21);
+    let mut state = automerge::sync::State::new();
+    let mut written = Vec::new();
+    let mut inbox: Vec<Input<()>> = Vec::new();
+    for _ in 0..20 {
+        if let Some(m) = automerge::sync::SyncDoc::generate_sync_message(theirs, &mut state) {
+            let sync = wire::Message::Sync {
+                sender: peer.clone(),
+                target: relay.clone(),
+                document: doc,
+                data: m.encode(),
+            };
+            inbox.push(Input::Frame { conn, bytes: sync.encode() });
+        }
+        if inbox.is_empty() {
+            break;
+        }
+        for input in std::mem::take(&mut inbox) {
+            for f in e.handle(5, input) {
+                match f {
+                    Effect::Write { doc, write, batch } => {
+                        written.extend(batch.puts);
+                        inbox.push(Input::Written { doc, write });
+                    }
+                    Effect::Send { bytes, .. } => {
+                        if let wire::Message::Sync { data, .. } =
+                            wire::Message::decode(&bytes).expect("decodes")
+                        {
+                            let m = automerge::sync::Message::decode(&data).expect("sync message");
+                            automerge::sync::SyncDoc::receive_sync_message(theirs, &mut state, m)
+                                .expect("receive");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    written
+}
+
+#[test]
+fn storage_changes_that_arrive_while_loading_apply_once_loaded() {
+    let doc = doc_id(22);
+    let relay = PeerId::new("relay").expect("id");
+    let mut e = Engine::new(EngineConfig::new(Role::Relay, relay.clone()), OpenAccess);
+    let conn = ConnId(1);
+    e.handle(0, Input::Connected { conn, direction: Direction::Inbound, principal: () });
+    let peer = PeerId::new("peer").expect("id");
+    let join =
+        wire::Message::Join { sender: peer.clone(), supported_versions: vec!["1".into()], metadata: None };
+    e.handle(0, Input::Frame { conn, bytes: join.encode() });
+    let mut state = automerge::sync::State::new();
+    let hello = automerge::sync::SyncDoc::generate_sync_message(&Automerge::new(), &mut state)
+        .expect("a first message")
+        .encode();
+    let sync = wire::Message::Sync { sender: peer, target: relay, document: doc, data: hello };
+    e.handle(0, Input::Frame { conn, bytes: sync.encode() });
+    assert!(e.has_document(&doc) && e.doc(&doc).is_none(), "loading");
+
+    let mut source = Automerge::new();
+    source.load_incremental(&genesis()).expect("genesis");
+    let stored = chunk_after(&source, &[]);
+    // The notification's reload lands before the (older) load does.
+    assert!(e.handle(1, Input::StorageChanged { doc, chunks: vec![stored] }).is_empty());
+    let fx = e.handle(2, Input::Loaded { doc, chunks: vec![] });
+    assert!(!fx.iter().any(|f| matches!(f, Effect::Write { .. })), "{fx:?}");
+    assert_eq!(e.doc(&doc).expect("loaded").get_heads(), source.get_heads());
+}
+
+#[test]
+fn compaction_on_relays_sharing_a_store_keeps_every_change() {
+    let doc = doc_id(23);
+    let (mut net, [r1, r2], [a, b]) = two_relays(23, doc);
+    for i in 0..150 {
+        let (who, mark) = if i % 3 == 0 { (b, format!("b{i},")) } else { (a, format!("a{i},")) };
+        assert!(edit(&mut net, who, doc, &mark));
+        net.run_steps(i % 11);
+        if i % 10 == 0 {
+            net.run_until_quiescent();
+        }
+    }
+    net.run_until_quiescent();
+    let stored = stored_doc(&net, r1, &doc);
+    assert_eq!(marks(&stored).len(), 150);
+    assert_eq!(stored.get_heads(), heads(&net, a, &doc));
+    assert_eq!(heads(&net, b, &doc), heads(&net, a, &doc));
+    let chunks = net.node(r2).store.get(&doc).map_or(0, |m| m.len());
+    assert!(chunks < 70, "the shared store still has {chunks} chunks");
+}
+
+/// Streams through two relays on one store, with one relay crashing (its device moves to the
+/// other) and notifications lost for a while (the host then reloads everything it holds): every
+/// edit ends everywhere, and nothing a device heard acknowledged is missing from the store.
+#[test]
+fn relays_sharing_a_store_converge_through_crashes_and_lost_notifications() {
+    for seed in 0..12u64 {
+        let doc = doc_id(24);
+        let (mut net, [r1, r2], [a, b]) = two_relays(seed, doc);
+        let c = net.add_node(Role::Client);
+        net.open(c, doc, Some(genesis()));
+        net.connect(c, r2);
+        let mut marks_made = Vec::new();
+        // Notifications are lost from edit 5 to 15 (then both hosts reload what they hold); r1
+        // crashes somewhere in 20..35.
+        let crash_at = 20 + seed % 15;
+        for i in 0..40u64 {
+            let who = [a, b, c][(i % 3) as usize];
+            let mark = format!("{who:?}-{i} ");
+            if edit(&mut net, who, doc, &mark) {
+                marks_made.push(mark);
+            }
+            net.run_steps(seed % 5 + i % 7);
+            assert_acks_durable(&net, r1, &[a, b, c], &[doc]);
+            if i == crash_at {
+                net.crash(r1);
+                net.connect(a, r2);
+            }
+            if i == 5 {
+                net.lose_notifications = true;
+            }
+            if i == 15 {
+                net.lose_notifications = false;
+                net.reload_all(r1);
+                net.reload_all(r2);
+            }
+        }
+        net.run_until_quiescent();
+        let stored = stored_doc(&net, r2, &doc);
+        let want = stored.get_heads();
+        for n in [a, b, c] {
+            assert_eq!(heads(&net, n, &doc), want, "seed {seed}: {n:?}");
+        }
+        let all = marks(&stored);
+        for m in &marks_made {
+            assert!(all.contains(m), "seed {seed}: {m} lost");
+        }
+        assert_eq!(all.len(), marks_made.len(), "seed {seed}");
+    }
+}
+
+#[test]
+fn after_lost_notifications_reloading_what_is_in_memory_catches_up() {
+    let doc = doc_id(25);
+    let (mut net, [_, r2], [a, b]) = two_relays(25, doc);
+    net.lose_notifications = true;
+    assert!(edit(&mut net, a, doc, "unheard "));
+    net.run_until_quiescent();
+    assert_eq!(text(net.doc(b, &doc).expect("b")), "", "the notification was lost");
+    net.lose_notifications = false;
+    net.reload_all(r2);
+    net.run_until_quiescent();
+    assert_eq!(text(net.doc(b, &doc).expect("b")), "unheard ");
+    assert_eq!(heads(&net, b, &doc), heads(&net, a, &doc));
+}
