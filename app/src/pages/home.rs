@@ -61,11 +61,19 @@ pub fn HomePage() -> impl IntoView {
             let status =
                 commitment::verify(am, &doc, &b.member, |k| keys.with_value(|a| a.is_key_of(&b.member, k)))
                     .ok()?;
-            Some((plan.items.len(), status))
+            let month = u8::try_from(js_sys::Date::new_0().get_month() + 1).unwrap_or(1);
+            let reported = plan
+                .items
+                .iter()
+                .filter(|i| {
+                    i.progress_in(month).is_some_and(|p| p.status.is_some() || !p.note.as_str().is_empty())
+                })
+                .count();
+            Some((plan.items.len(), status, reported))
         })
         .flatten()
     });
-    let commitment_state = move || match plan.get().map(|(_, s)| s) {
+    let commitment_state = move || match plan.get().map(|(_, s, _)| s) {
         Some(CommitmentStatus::Valid { .. }) => ("signed", t().commitment_signed),
         Some(CommitmentStatus::ChangedSinceSigning { .. }) => ("changed", t().commitment_changed),
         _ => ("unsigned", t().commitment_unsigned),
@@ -95,11 +103,21 @@ pub fn HomePage() -> impl IntoView {
                     <A href="/ke-hoach">{move || t().plan_due}</A>
                     " — "
                     <span data-testid="plan-items">
-                        {move || format!("{} {}", plan.get().map_or(0, |(n, _)| n), t().plan_items)}
+                        {move || format!("{} {}", plan.get().map_or(0, |(n, _, _)| n), t().plan_items)}
                     </span>
                     " · "
                     <span data-testid="commitment-state" data-state=move || commitment_state().0>
                         {move || commitment_state().1}
+                    </span>
+                </li>
+                <li>
+                    <A href="/ke-hoach">{move || t().progress_this_month}</A>
+                    " — "
+                    <span data-testid="progress-state">
+                        {move || {
+                            let (items, reported) = plan.get().map_or((0, 0), |(n, _, r)| (n, r));
+                            format!("{reported}/{items} {}", t().plan_items)
+                        }}
                     </span>
                 </li>
             </ul>
