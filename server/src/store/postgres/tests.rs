@@ -123,7 +123,8 @@ async fn postgres_a_listener_whose_connection_dies_reconnects_and_asks_for_a_res
     assert_eq!(next_event(&mut events).await, StoreEvent::Resync);
     // Kill the listening backend, as a database restart or a network cut would.
     db.execute(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}'",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = '{}'",
         listener_name(b.node_id())
     ))
     .await
@@ -155,7 +156,7 @@ async fn postgres_pool_replaces_connections_the_server_closed() {
     assert_eq!(store.document_count().await.expect("count"), 0);
     db.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE application_name = 'chibo-relay' AND pid <> pg_backend_pid()",
+         WHERE datname = current_database() AND application_name = 'chibo-relay' AND pid <> pg_backend_pid()",
     )
     .await
     .expect("terminate");
