@@ -159,7 +159,18 @@ impl World {
         if who.device.client.with(|i| i.connection()).await?.is_none() {
             who.device.client.connect(&self.url_for(&who.token)).await?;
         }
-        who.device.client.wait_synced(doc, TIMEOUT).await?;
+        if let Err(e) = who.device.client.wait_synced(doc, TIMEOUT).await {
+            let connected = who.device.client.with(|i| i.connection()).await?;
+            let (_, metrics) = self.relay.get("/metrics").await?;
+            let lines: Vec<&str> = metrics
+                .lines()
+                .filter(|l| {
+                    !l.starts_with('#')
+                        && (l.contains("refused") || l.contains("error") || l.contains("connections"))
+                })
+                .collect();
+            bail!("{e}; the device's connection: {connected:?}; relay: {lines:?}");
+        }
         Ok(doc)
     }
 

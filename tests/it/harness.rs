@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{self, Message as Frame};
 
 /// How long any one wait may take before the test fails. Generous: debug builds on 2 cores.
-pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The WebSocket URL of a relay's `/sync`.
 pub(crate) fn sync_url(addr: SocketAddr) -> String {
