@@ -104,14 +104,6 @@ impl DocIndex {
         }
         Ok(())
     }
-
-    pub fn len(&self) -> usize {
-        self.paths.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The relay's access policy: the roster's subject of each device against

@@ -40,8 +40,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::harness::{
-    Device, Relay, Socket, TIMEOUT, append_text, binary, closed, edit, enrol, http_request, raw_join,
-    sign_in, stored_doc,
+    Device, Relay, Socket, TIMEOUT, append_text, binary, closed, edit, enrol, http_request,
+    json_field as field, raw_join, sign_in, stored_doc,
 };
 use crate::interop::JsPeer;
 
@@ -280,15 +280,6 @@ impl World {
     async fn refused_forbidden(&self) -> anyhow::Result<f64> {
         Ok(self.relay.metrics().await?.refused("forbidden"))
     }
-}
-
-fn field(json_text: &str, name: &str) -> anyhow::Result<String> {
-    let v: serde_json::Value =
-        serde_json::from_str(json_text).with_context(|| format!("not JSON: {json_text}"))?;
-    v.get(name)
-        .and_then(|f| f.as_str())
-        .map(str::to_owned)
-        .with_context(|| format!("no {name} in {json_text}"))
 }
 
 /// A change to `base` made by `actor`: its bytes.

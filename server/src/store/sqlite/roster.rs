@@ -521,16 +521,6 @@ impl RosterDb {
         .await
     }
 
-    /// The indexed documents of one branch.
-    pub async fn documents_of_branch(&self, branch: BranchId) -> Result<Vec<DocumentId>, StoreError> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT doc FROM doc_index WHERE branch = ?1 ORDER BY doc")?
-                .query_map(params![branch.as_bytes()], |r| id16(r.get(0)?, DocumentId::from_bytes))?
-                .collect()
-        })
-        .await
-    }
-
     pub async fn audit(
         &self,
         at: i64,
@@ -544,16 +534,6 @@ impl RosterDb {
                 params![at, actor, action, detail],
             )
             .map(drop)
-        })
-        .await
-    }
-
-    /// The newest `limit` audit entries: (at, actor, action, detail).
-    pub async fn audit_tail(&self, limit: u32) -> Result<Vec<(i64, String, String, String)>, StoreError> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?1")?
-                .query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect()
         })
         .await
     }
