@@ -131,7 +131,7 @@ impl PostgresStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.inner.get().await?;
+        let mut conn = self.inner.get(false).await?;
         let tx = conn.client().transaction().await.map_err(classify)?;
         // Two relays starting at once: one migrates, the other waits and then finds it done.
         tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_SPACE_MIGRATIONS])
@@ -186,6 +186,8 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// A pooled connection; goes back to the pool on drop unless it broke.
 struct Pooled {
     client: Option<Client>,
+    /// Taken from the idle pool rather than just connected.
+    reused: bool,
     inner: Arc<Inner>,
     _permit: OwnedSemaphorePermit,
 }
@@ -206,25 +208,30 @@ impl Drop for Pooled {
 }
 
 impl Inner {
-    async fn get(self: &Arc<Self>) -> Result<Pooled, StoreError> {
+    /// A connection: an idle one unless `fresh`, else a new one.
+    async fn get(self: &Arc<Self>, fresh: bool) -> Result<Pooled, StoreError> {
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| StoreError::Unavailable { detail: "connection pool closed".into() })?;
-        let idle = loop {
-            let next = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-            match next {
-                Some(c) if c.is_closed() => continue,
-                other => break other,
+        let idle = if fresh {
+            None
+        } else {
+            loop {
+                let next = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+                match next {
+                    Some(c) if c.is_closed() => continue,
+                    other => break other,
+                }
             }
         };
-        let client = match idle {
-            Some(c) => c,
-            None => self.connect().await?,
+        let (client, reused) = match idle {
+            Some(c) => (c, true),
+            None => (self.connect().await?, false),
         };
-        Ok(Pooled { client: Some(client), inner: self.clone(), _permit: permit })
+        Ok(Pooled { client: Some(client), reused, inner: self.clone(), _permit: permit })
     }
 
     async fn connect(&self) -> Result<Client, StoreError> {
@@ -284,29 +291,36 @@ fn doc_from_row(bytes: Vec<u8>) -> Result<DocumentId, StoreError> {
         .map_err(|_| StoreError::Corrupt { detail: format!("document id of {got} bytes in the database") })
 }
 
+/// Runs `$body` with `$client` bound to a pooled connection. A connection that waited in the pool
+/// may have died meanwhile (the server restarted, a network cut), so when `$body` fails as
+/// [`StoreError::Unavailable`] on one, it runs once more on a new connection. Every operation
+/// here may run twice: reads read, and a write's batch is idempotent (puts of content-addressed
+/// chunks, deletes of keys; a second notification is harmless).
+macro_rules! with_connection {
+    ($inner:expr, $client:ident => $body:expr) => {{
+        let mut conn = $inner.get(false).await?;
+        let reused = conn.reused;
+        let first = {
+            let $client = conn.client();
+            $body
+        };
+        match first {
+            Err(StoreError::Unavailable { detail }) if reused => {
+                tracing::debug!(detail, "a pooled PostgreSQL connection failed; retrying on a new one");
+                drop(conn);
+                let mut conn = $inner.get(true).await?;
+                let $client = conn.client();
+                $body
+            }
+            other => other,
+        }
+    }};
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn load(&self, doc: DocumentId) -> Result<Vec<Chunk>, StoreError> {
-        let mut conn = self.inner.get().await?;
-        let id: &[u8] = doc.as_bytes();
-        // One statement: one consistent snapshot, so a compaction committed meanwhile is seen
-        // whole (its snapshot and its deletions) or not at all.
-        let rows = conn
-            .client()
-            .query_typed("SELECT kind, name, data FROM chunks WHERE doc = $1", &[(&id, Type::BYTEA)])
-            .await
-            .map_err(classify)?;
-        let mut chunks = Vec::with_capacity(rows.len());
-        for row in rows {
-            let kind: String = row.try_get(0).map_err(classify)?;
-            let name: String = row.try_get(1).map_err(classify)?;
-            let bytes: Vec<u8> = row.try_get(2).map_err(classify)?;
-            let kind = ChunkKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
-                detail: format!("unknown chunk kind {kind:?} for document {doc}"),
-            })?;
-            chunks.push(Chunk { key: ChunkKey { kind, name }, bytes });
-        }
-        Ok(chunks)
+        with_connection!(self.inner, client => load_chunks(client, doc).await)
     }
 
     async fn write(&self, doc: DocumentId, batch: WriteBatch) -> Result<(), StoreError> {
@@ -314,88 +328,119 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut conn = self.inner.get().await?;
-        let tx = conn.client().transaction().await.map_err(classify)?;
-        let id: &[u8] = doc.as_bytes();
-        // Writes of one document from several nodes take turns, which keeps `documents` exact.
-        let key = doc_lock_key(&doc);
-        tx.execute_typed(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[(&LOCK_SPACE_DOCS, Type::INT4), (&key, Type::INT4)],
-        )
-        .await
-        .map_err(classify)?;
-        if !batch.puts.is_empty() {
-            // Later puts of a key replace earlier ones within a batch, as in SQLite.
-            let mut puts: HashMap<(&str, &str), &[u8]> = HashMap::new();
-            for c in &batch.puts {
-                puts.insert((c.key.kind.as_str(), c.key.name.as_str()), &c.bytes);
-            }
-            let kinds: Vec<&str> = puts.keys().map(|(k, _)| *k).collect();
-            let names: Vec<&str> = puts.keys().map(|(_, n)| *n).collect();
-            let data: Vec<&[u8]> = puts.values().copied().collect();
-            let params: [(&(dyn ToSql + Sync), Type); 4] = [
-                (&id, Type::BYTEA),
-                (&kinds, Type::TEXT_ARRAY),
-                (&names, Type::TEXT_ARRAY),
-                (&data, Type::BYTEA_ARRAY),
-            ];
-            tx.execute_typed(
-                "INSERT INTO chunks (doc, kind, name, data)
-                 SELECT $1, k, n, d FROM unnest($2::text[], $3::text[], $4::bytea[]) AS t(k, n, d)
-                 ON CONFLICT (doc, kind, name) DO UPDATE SET data = EXCLUDED.data",
-                &params,
-            )
-            .await
-            .map_err(classify)?;
-            tx.execute_typed(
-                "INSERT INTO documents (doc) VALUES ($1) ON CONFLICT (doc) DO NOTHING",
-                &[(&id, Type::BYTEA)],
-            )
-            .await
-            .map_err(classify)?;
-        }
-        if !batch.deletes.is_empty() {
-            let kinds: Vec<&str> = batch.deletes.iter().map(|k| k.kind.as_str()).collect();
-            let names: Vec<&str> = batch.deletes.iter().map(|k| k.name.as_str()).collect();
-            tx.execute_typed(
-                "DELETE FROM chunks WHERE doc = $1
-                   AND (kind, name) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
-                &[(&id, Type::BYTEA), (&kinds, Type::TEXT_ARRAY), (&names, Type::TEXT_ARRAY)],
-            )
-            .await
-            .map_err(classify)?;
-            tx.execute_typed(
-                "DELETE FROM documents WHERE doc = $1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE doc = $1)",
-                &[(&id, Type::BYTEA)],
-            )
-            .await
-            .map_err(classify)?;
-        }
-        // Delivered to every listener when (and only if) this transaction commits.
         let payload = format!("{doc} {}", self.inner.node);
-        tx.execute_typed("SELECT pg_notify($1, $2)", &[(&CHANNEL, Type::TEXT), (&payload, Type::TEXT)])
-            .await
-            .map_err(classify)?;
-        // Dropping `tx` on an error above rolls the whole batch back.
-        tx.commit().await.map_err(classify)
+        with_connection!(self.inner, client => write_batch(client, doc, &batch, &payload).await)
     }
 
     async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError> {
-        let mut conn = self.inner.get().await?;
-        let rows =
-            conn.client().query("SELECT doc FROM documents ORDER BY doc", &[]).await.map_err(classify)?;
+        let rows = with_connection!(self.inner, client => {
+            client.query("SELECT doc FROM documents ORDER BY doc", &[]).await.map_err(classify)
+        })?;
         rows.into_iter()
             .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(classify).and_then(doc_from_row))
             .collect()
     }
 
     async fn document_count(&self) -> Result<u64, StoreError> {
-        let mut conn = self.inner.get().await?;
-        let row = conn.client().query_one("SELECT count(*) FROM documents", &[]).await.map_err(classify)?;
+        let row = with_connection!(self.inner, client => {
+            client.query_one("SELECT count(*) FROM documents", &[]).await.map_err(classify)
+        })?;
         let n: i64 = row.try_get(0).map_err(classify)?;
         u64::try_from(n).map_err(|_| StoreError::Corrupt { detail: format!("document count {n}") })
     }
+}
+
+async fn load_chunks(client: &mut Client, doc: DocumentId) -> Result<Vec<Chunk>, StoreError> {
+    let id: &[u8] = doc.as_bytes();
+    // One statement: one consistent snapshot, so a compaction committed meanwhile is seen whole
+    // (its snapshot and its deletions) or not at all.
+    let rows = client
+        .query_typed("SELECT kind, name, data FROM chunks WHERE doc = $1", &[(&id, Type::BYTEA)])
+        .await
+        .map_err(classify)?;
+    let mut chunks = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get(0).map_err(classify)?;
+        let name: String = row.try_get(1).map_err(classify)?;
+        let bytes: Vec<u8> = row.try_get(2).map_err(classify)?;
+        let kind = ChunkKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            detail: format!("unknown chunk kind {kind:?} for document {doc}"),
+        })?;
+        chunks.push(Chunk { key: ChunkKey { kind, name }, bytes });
+    }
+    Ok(chunks)
+}
+
+/// Applies `batch` to `doc` in one transaction that notifies [`CHANNEL`] with `payload`.
+async fn write_batch(
+    client: &mut Client,
+    doc: DocumentId,
+    batch: &WriteBatch,
+    payload: &str,
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await.map_err(classify)?;
+    let id: &[u8] = doc.as_bytes();
+    // Writes of one document from several nodes take turns, which keeps `documents` exact.
+    let key = doc_lock_key(&doc);
+    tx.execute_typed(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[(&LOCK_SPACE_DOCS, Type::INT4), (&key, Type::INT4)],
+    )
+    .await
+    .map_err(classify)?;
+    if !batch.puts.is_empty() {
+        // Later puts of a key replace earlier ones within a batch, as in SQLite.
+        let mut puts: HashMap<(&str, &str), &[u8]> = HashMap::new();
+        for c in &batch.puts {
+            puts.insert((c.key.kind.as_str(), c.key.name.as_str()), &c.bytes);
+        }
+        let kinds: Vec<&str> = puts.keys().map(|(k, _)| *k).collect();
+        let names: Vec<&str> = puts.keys().map(|(_, n)| *n).collect();
+        let data: Vec<&[u8]> = puts.values().copied().collect();
+        let params: [(&(dyn ToSql + Sync), Type); 4] = [
+            (&id, Type::BYTEA),
+            (&kinds, Type::TEXT_ARRAY),
+            (&names, Type::TEXT_ARRAY),
+            (&data, Type::BYTEA_ARRAY),
+        ];
+        tx.execute_typed(
+            "INSERT INTO chunks (doc, kind, name, data)
+             SELECT $1, k, n, d FROM unnest($2::text[], $3::text[], $4::bytea[]) AS t(k, n, d)
+             ON CONFLICT (doc, kind, name) DO UPDATE SET data = EXCLUDED.data",
+            &params,
+        )
+        .await
+        .map_err(classify)?;
+        tx.execute_typed(
+            "INSERT INTO documents (doc) VALUES ($1) ON CONFLICT (doc) DO NOTHING",
+            &[(&id, Type::BYTEA)],
+        )
+        .await
+        .map_err(classify)?;
+    }
+    if !batch.deletes.is_empty() {
+        let kinds: Vec<&str> = batch.deletes.iter().map(|k| k.kind.as_str()).collect();
+        let names: Vec<&str> = batch.deletes.iter().map(|k| k.name.as_str()).collect();
+        tx.execute_typed(
+            "DELETE FROM chunks WHERE doc = $1
+               AND (kind, name) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+            &[(&id, Type::BYTEA), (&kinds, Type::TEXT_ARRAY), (&names, Type::TEXT_ARRAY)],
+        )
+        .await
+        .map_err(classify)?;
+        tx.execute_typed(
+            "DELETE FROM documents WHERE doc = $1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE doc = $1)",
+            &[(&id, Type::BYTEA)],
+        )
+        .await
+        .map_err(classify)?;
+    }
+    // Delivered to every listener when (and only if) this transaction commits.
+    tx.execute_typed("SELECT pg_notify($1, $2)", &[(&CHANNEL, Type::TEXT), (&payload, Type::TEXT)])
+        .await
+        .map_err(classify)?;
+    // Dropping `tx` on an error above rolls the whole batch back.
+    tx.commit().await.map_err(classify)
 }
 
 /// The `application_name` of a node's listening connection (to find it in `pg_stat_activity`).
