@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use automerge::ActorId;
-use chibo_shared::access::{Role, session_payload};
+use chibo_shared::access::{Role, Subject, session_payload};
 use chibo_shared::ids::{BranchId, DeviceId, ForumId, MemberId, PeerId};
 use chibo_shared::schema::{DocKind, DocPath};
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -47,6 +47,43 @@ pub struct DeviceRecord {
     /// them: what commitments are verified against, offline too.
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Forums this member is the clerk of, as the relay last said.
+    #[serde(default)]
+    pub clerk_of: Vec<String>,
+    /// The branch roster as last listed: names, roles, devices (for the committee's pages and
+    /// for naming the authors in a document's history).
+    #[serde(default)]
+    pub members: Vec<RosterMember>,
+}
+
+/// A member of the branch as the relay's roster lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterMember {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    #[serde(default)]
+    pub devices: Vec<RosterDevice>,
+}
+
+/// One enrolled device of a [`RosterMember`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterDevice {
+    pub id: String,
+    #[serde(default)]
+    pub label: String,
+    pub public_key: String,
+    /// Automerge actor id, hex.
+    #[serde(default)]
+    pub actor: String,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+}
+
+impl RosterMember {
+    pub fn member_id(&self) -> Option<MemberId> {
+        self.id.parse().ok()
+    }
 }
 
 /// Why joining failed.
@@ -130,6 +167,8 @@ impl Account {
             token: None,
             token_expires: 0,
             keys: std::collections::BTreeMap::new(),
+            clerk_of: Vec::new(),
+            members: Vec::new(),
         };
         let account = Rc::new(Self::new(record, store));
         account.save().await?;
@@ -161,6 +200,38 @@ impl Account {
 
     pub fn forums(&self) -> Vec<ForumId> {
         self.record.borrow().forums.iter().filter_map(|f| f.parse().ok()).collect()
+    }
+
+    /// The branch roster as last listed.
+    pub fn members(&self) -> Vec<RosterMember> {
+        self.record.borrow().members.clone()
+    }
+
+    /// Who this member is to the access rules (as the relay last described them).
+    pub fn subject(&self) -> Option<Subject> {
+        let r = self.record.borrow();
+        let mut who = Subject::in_branch(r.member.parse().ok()?, r.role.parse().ok()?, r.branch.as_deref()?.parse().ok()?);
+        who.clerk_of = r.clerk_of.iter().filter_map(|f| f.parse().ok()).collect();
+        Some(who)
+    }
+
+    /// Whether the relay would accept this member's changes to `path` (pages show read-only
+    /// views otherwise: a refused change would close the connection).
+    pub fn may_write(&self, path: &DocPath) -> bool {
+        self.subject().is_some_and(|who| chibo_shared::access::may_write(&who, path))
+    }
+
+    /// Whether this member sits on the branch committee (committee pages, everyone's documents).
+    pub fn on_committee(&self) -> bool {
+        self.role().is_some_and(|r| r.is_committee())
+    }
+
+    /// The member and device that own an automerge actor (hex), by the roster as last seen.
+    pub fn author_of(&self, actor_hex: &str) -> Option<(String, String)> {
+        let r = self.record.borrow();
+        r.members.iter().find_map(|m| {
+            m.devices.iter().find(|d| d.actor == actor_hex).map(|d| (m.name.clone(), d.label.clone()))
+        })
     }
 
     /// Whether `key` is a device key of `member` on the roster as last seen.
@@ -223,27 +294,15 @@ impl Account {
     pub async fn refresh(&self) -> Result<(), ApiError> {
         let token = self.token().await?;
         let me = api::get("/api/v1/me", Some(&token)).await?;
-        let roster = api::get("/api/v1/roster", Some(&token)).await.ok();
-        let keys: Option<std::collections::BTreeMap<String, Vec<String>>> = roster.map(|r| {
-            r.get("members")
-                .and_then(serde_json::Value::as_array)
-                .map(|members| {
-                    members
-                        .iter()
-                        .filter_map(|m| {
-                            let id = m.get("id")?.as_str()?.to_owned();
-                            let keys = m
-                                .get("devices")?
-                                .as_array()?
-                                .iter()
-                                .filter_map(|d| d.get("public_key")?.as_str().map(str::to_owned))
-                                .collect();
-                            Some((id, keys))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
+        let members: Option<Vec<RosterMember>> = api::get("/api/v1/roster", Some(&token))
+            .await
+            .ok()
+            .and_then(|r| serde_json::from_value(r.get("members")?.clone()).ok());
+        let clerk_of: Vec<String> = me
+            .get("clerk_of")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
         let forums: Vec<String> = me
             .get("forums")
             .and_then(serde_json::Value::as_array)
@@ -259,8 +318,13 @@ impl Account {
             if let Ok(name) = field(&me, "name") {
                 r.name = name;
             }
-            if let Some(keys) = keys {
-                r.keys = keys;
+            r.clerk_of = clerk_of;
+            if let Some(members) = members {
+                r.keys = members
+                    .iter()
+                    .map(|m| (m.id.clone(), m.devices.iter().map(|d| d.public_key.clone()).collect()))
+                    .collect();
+                r.members = members;
             }
             *r != before
         };
@@ -288,6 +352,15 @@ impl Account {
         Ok(())
     }
 
+    /// Makes `member` the clerk of `forum` (or not) on the relay's roster, which lets them write
+    /// the forum's minutes; then refreshes what this device knows.
+    pub async fn set_clerk(&self, forum: ForumId, member: MemberId, clerk: bool) -> Result<(), ApiError> {
+        let token = self.token().await?;
+        let path = format!("/api/v1/forums/{forum}/clerks");
+        api::post(&path, Some(&token), &json!({ "member": member.to_string(), "clerk": clerk })).await?;
+        self.refresh().await
+    }
+
     /// Prepares a connection: fresh roster facts, documents named, a live token. Returns the
     /// `/sync` query string.
     pub async fn prepare_sync(&self) -> Result<String, ApiError> {
@@ -306,6 +379,18 @@ impl Account {
             docs.push(DocPath::Resolution { branch, forum });
             docs.push(DocPath::SelfAssessment { branch, forum, member });
             docs.push(DocPath::Ballot { branch, forum, member });
+        }
+        if self.on_committee() {
+            // The committee reviews everyone's documents: the members' own, as the roster lists them.
+            let others: Vec<MemberId> =
+                self.members().iter().filter_map(RosterMember::member_id).filter(|m| *m != member).collect();
+            for other in others {
+                docs.push(DocPath::PersonalPlan { branch, member: other, year });
+                for forum in self.forums() {
+                    docs.push(DocPath::SelfAssessment { branch, forum, member: other });
+                    docs.push(DocPath::Ballot { branch, forum, member: other });
+                }
+            }
         }
         docs.into_iter().map(|p| (p, p.kind())).collect()
     }

@@ -7,6 +7,10 @@
 use chibo_shared::catalogue::Lang;
 use leptos::prelude::*;
 
+pub mod committee;
+
+pub use committee::{CommitteeTexts, use_committee_texts};
+
 const LANG_KEY: &str = "chibo.lang";
 
 /// Every string of the app's chrome and pages.

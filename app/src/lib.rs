@@ -43,7 +43,11 @@ pub mod sync;
 use account::Account;
 use components::SyncStatusBar;
 use i18n::{LangSignal, use_texts};
-use pages::{AssessmentPage, DocumentsPage, ForumPage, HomePage, JoinPage, NotFound, PlanPage, VotePage};
+use i18n::use_committee_texts as ct;
+use pages::{
+    AssessmentPage, DocumentsPage, ForumPage, HomePage, JoinPage, MonthlyPage, NotFound, PlanPage, PreparePage,
+    ResolutionPage, ReviewPage, VotePage,
+};
 use storage::IdbStore;
 use sync::{Prepare, SyncHandle};
 
@@ -74,6 +78,44 @@ impl Branch {
     pub fn plan(&self) -> DocumentId {
         DocPath::PersonalPlan { branch: self.branch, member: self.member, year: self.year }.document_id()
     }
+}
+
+/// The branch roster as last listed (tracked: refreshed on every connection).
+#[derive(Debug, Clone, Copy)]
+pub struct RosterSignal(pub RwSignal<Vec<account::RosterMember>>);
+
+/// The roster (tracked).
+pub fn use_roster() -> Vec<account::RosterMember> {
+    expect_context::<RosterSignal>().0.get()
+}
+
+/// A member's name from the roster (tracked), or a short form of the id.
+pub fn member_name(member: &MemberId) -> String {
+    let id = member.to_string();
+    expect_context::<RosterSignal>()
+        .0
+        .with(|r| r.iter().find(|m| m.id == id).map(|m| m.name.clone()))
+        .unwrap_or_else(|| format!("#{}", id.chars().take(6).collect::<String>()))
+}
+
+/// Opens documents (named to the relay first, so it lets them through), each with its genesis
+/// seed; already open ones are left alone.
+pub fn open_documents(sync: SyncHandle, account: &Rc<Account>, paths: Vec<DocPath>) {
+    let paths: Vec<DocPath> = paths.into_iter().filter(|p| !sync.is_open(p.document_id())).collect();
+    if paths.is_empty() {
+        return;
+    }
+    for path in &paths {
+        account.want(path);
+    }
+    let account = account.clone();
+    leptos::task::spawn_local(async move {
+        // Offline, naming waits for the next connection (prepare_sync names every wanted path).
+        let _ = account.register().await;
+        for path in paths {
+            sync.open(path.document_id(), Some(genesis_change_bytes(path.kind())));
+        }
+    });
 }
 
 /// The member's [`Branch`] (tracked: the forum appears once the relay lists it).
@@ -194,27 +236,32 @@ fn MemberShell(account: Rc<Account>) -> impl IntoView {
     provide_context(sync);
     provide_context(context);
     provide_context(StoredValue::new_local(account.clone()));
-    // Forums the relay lists later (joined offline, or a new forum): open their documents.
+    let roster = RwSignal::new(account.members());
+    provide_context(RosterSignal(roster));
+    // Forums and members the relay lists later (joined offline, a new forum, a new member):
+    // open their documents; keep the roster the pages show current.
     let watcher = account.clone();
     Effect::new(move |_| {
         let _ = sync.connection();
         let forums = watcher.forums();
-        let known = context.get_untracked().forum;
-        if known.is_none() && !forums.is_empty() {
+        if context.get_untracked().forum.is_none() && !forums.is_empty() {
             context.update(|b| b.forum = forums.first().copied());
-            let account = watcher.clone();
-            leptos::task::spawn_local(async move {
-                let docs = account.documents(year);
-                for (path, _) in &docs {
-                    account.want(path);
-                }
-                let _ = account.register().await;
-                for (path, kind) in docs {
-                    sync.open(path.document_id(), Some(genesis_change_bytes(kind)));
-                }
-            });
+        }
+        let members = watcher.members();
+        if roster.with_untracked(|r| *r != members) {
+            roster.set(members);
+        }
+        let new: Vec<DocPath> = watcher
+            .documents(year)
+            .into_iter()
+            .map(|(path, _)| path)
+            .filter(|path| !sync.is_open(path.document_id()))
+            .collect();
+        if !new.is_empty() {
+            open_documents(sync, &watcher, new);
         }
     });
+    let committee = account.on_committee();
     let t = use_texts;
     view! {
         <header>
@@ -226,6 +273,14 @@ fn MemberShell(account: Rc<Account>) -> impl IntoView {
                 <A href="/bieu-quyet">{move || t().nav_vote}</A>
                 <A href="/dien-dan">{move || t().nav_forum}</A>
                 <A href="/tai-lieu">{move || t().nav_documents}</A>
+                <Show when=move || committee>
+                    <span class="nav-committee">
+                        <A href="/chuan-bi">{move || ct().nav_prepare}</A>
+                        <A href="/nghi-quyet">{move || ct().nav_resolution}</A>
+                        <A href="/hop-thang">{move || ct().nav_monthly}</A>
+                        <A href="/tong-hop">{move || ct().nav_review}</A>
+                    </span>
+                </Show>
             </nav>
             <LangSwitch />
             <SyncStatusBar />
@@ -239,6 +294,10 @@ fn MemberShell(account: Rc<Account>) -> impl IntoView {
                 <Route path=path!("/bieu-quyet") view=VotePage />
                 <Route path=path!("/dien-dan") view=ForumPage />
                 <Route path=path!("/tai-lieu") view=DocumentsPage />
+                <Route path=path!("/chuan-bi") view=PreparePage />
+                <Route path=path!("/nghi-quyet") view=ResolutionPage />
+                <Route path=path!("/hop-thang") view=MonthlyPage />
+                <Route path=path!("/tong-hop") view=ReviewPage />
             </Routes>
         </main>
     }

@@ -183,6 +183,11 @@ impl SyncHandle {
         self.with(|d| d.open(doc, seed));
     }
 
+    /// Whether `doc` has been opened (and so syncs).
+    pub fn is_open(&self, doc: DocumentId) -> bool {
+        self.with(|d| d.docs.borrow().get(&doc).is_some_and(|i| i.opened))
+    }
+
     /// Reconnects now instead of waiting for the backoff.
     pub fn reconnect_now(&self) {
         self.with(|d| d.connect_now());

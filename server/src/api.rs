@@ -209,7 +209,7 @@ async fn documents(
 }
 
 /// The branch roster: every member with role and devices (public keys, so commitments can be
-/// verified offline). For members of the branch and the upper level above it.
+/// verified offline; actors, so a document's history names who wrote each change). For members of the branch and the upper level above it.
 async fn roster(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -228,6 +228,7 @@ async fn roster(
                     "id": d.id.to_string(),
                     "label": d.label,
                     "public_key": hex::encode(d.public_key),
+                    "actor": hex::encode(&d.actor),
                     "enrolled_at": d.enrolled_at,
                     "revoked_at": d.revoked_at,
                 })

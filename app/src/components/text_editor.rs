@@ -37,6 +37,9 @@ pub fn TextEditor<F>(
     testid: String,
     #[prop(default = 4)] rows: u32,
     #[prop(optional, into)] placeholder: String,
+    /// Shown but not editable (the relay would refuse this member's changes to the document).
+    #[prop(optional)]
+    read_only: bool,
 ) -> impl IntoView
 where
     F: TextField + Clone + Send + Sync + 'static,
@@ -86,6 +89,7 @@ where
                 rows=rows
                 placeholder=placeholder
                 prop:disabled=move || !loaded.get()
+                readonly=read_only
                 on:input=on_input
                 on:compositionstart=on_composition_start
                 on:compositionend=on_composition_end

@@ -1,17 +1,25 @@
-//! `/dien-dan`: the branch's forum: title, sessions, guests and script (read only here), and the
-//! minutes (biên bản) in a textarea. Every edit of the textarea becomes the smallest character
+//! `/dien-dan`: the branch's forum in the hall: title, sessions, guests and script (prepared on
+//! `/chuan-bi`), attendance with reasons for absence, the minutes (biên bản) in a textarea, the
+//! manifestations raised with their causes, members' proposals and the secretary's conclusion.
+//! The committee and the forum's clerk write; everyone else reads.
+//!
+//! The minutes are a textarea. Every edit of the textarea becomes the smallest character
 //! splice of the minutes' automerge Text, so two people typing at once merge character by
 //! character; remote changes re-render the textarea with the caret kept next to the same text.
 
-use chibo_shared::schema::{Forum, ForumText, Guest, ScriptSection, Session, hydrate};
+use chibo_shared::catalogue::Catalogue;
+use chibo_shared::ids::{DocumentId, MemberId};
+use chibo_shared::schema::{
+    Attendance, AttendanceStatus, DocPath, Forum, ForumText, Guest, LongText, Proposal, RaisedManifestation,
+    ScriptSection, Session, hydrate,
+};
 use leptos::prelude::*;
 
-use chibo_shared::ids::DocumentId;
-
 use crate::components::TextEditor;
-use crate::i18n::use_texts;
+use crate::i18n::{use_committee_texts as ct, use_texts};
+use crate::pages::{doc_memo, edit_doc, member_options, new_item_id};
 use crate::sync::SyncHandle;
-use crate::use_branch;
+use crate::{member_name, use_account, use_branch, use_roster};
 
 /// What the page shows of the forum besides the minutes.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,14 +43,21 @@ impl From<Forum> for ForumView {
 
 #[component]
 pub fn ForumPage() -> impl IntoView {
-    move || match use_branch().forum_doc() {
-        None => view! { <p data-testid="no-forum">{use_texts().no_forum_yet}</p> }.into_any(),
-        Some(doc) => view! { <Forum doc /> }.into_any(),
+    move || {
+        let b = use_branch();
+        match b.forum {
+            None => view! { <p data-testid="no-forum">{use_texts().no_forum_yet}</p> }.into_any(),
+            Some(forum) => {
+                let path = DocPath::Forum { branch: b.branch, forum };
+                let read_only = !use_account().may_write(&path);
+                view! { <Forum doc=path.document_id() read_only /> }.into_any()
+            }
+        }
     }
 }
 
 #[component]
-fn Forum(doc: DocumentId) -> impl IntoView {
+fn Forum(doc: DocumentId, read_only: bool) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
     let forum = Memo::new(move |_| {
         sync.track(doc);
@@ -95,7 +110,196 @@ fn Forum(doc: DocumentId) -> impl IntoView {
         </Show>
         <section>
             <h3>"Biên bản"</h3>
-            <TextEditor doc field=ForumText::Minutes label="Biên bản" testid="minutes" rows=14 placeholder="Đang mở biên bản…" />
+            <TextEditor doc field=ForumText::Minutes label="Biên bản" testid="minutes" rows=14 placeholder="Đang mở biên bản…" read_only />
+        </section>
+        <Attendances doc read_only />
+        <Raised doc read_only />
+        <Proposals doc read_only />
+        <section>
+            <h3>{move || ct().conclusion}</h3>
+            <TextEditor doc field=ForumText::Conclusion label=ct().conclusion_label testid="conclusion" rows=6 read_only />
+        </section>
+    }
+}
+
+/// Who came, and why the others did not.
+#[component]
+fn Attendances(doc: DocumentId, read_only: bool) -> impl IntoView {
+    let sync = expect_context::<SyncHandle>();
+    let forum = doc_memo::<Forum>(sync, doc);
+    let record = move |member: String, status: Option<AttendanceStatus>, reason: Option<String>| {
+        edit_doc::<Forum>(sync, doc, move |f| match status {
+            None if reason.is_none() => {
+                f.attendance.remove(&member);
+            }
+            _ => {
+                let entry = f
+                    .attendance
+                    .entry(member)
+                    .or_insert(Attendance { status: AttendanceStatus::Present, reason: String::new() });
+                if let Some(status) = status {
+                    entry.status = status;
+                }
+                if let Some(reason) = reason {
+                    entry.reason = reason;
+                }
+            }
+        });
+    };
+    let counts = move || {
+        let f = forum.get();
+        let count = |s| f.as_ref().map_or(0, |f| f.attendance.values().filter(|a| a.status == s).count());
+        (count(AttendanceStatus::Present), count(AttendanceStatus::AbsentExcused), count(AttendanceStatus::AbsentUnexcused))
+    };
+    view! {
+        <section>
+            <h3>{move || ct().attendance}</h3>
+            <p data-testid="attendance-counts">{move || {
+                let (p, e, u) = counts();
+                format!("{}: {p} · {}: {e} · {}: {u}", ct().present, ct().absent_excused, ct().absent_unexcused)
+            }}</p>
+            <ul class="attendance">
+                <For each=use_roster key=|m| m.id.clone() let:m>
+                    {
+                        let (id1, id2, id3) = (m.id.clone(), m.id.clone(), m.id.clone());
+                        let current = Memo::new(move |_| forum.get().and_then(|f| f.attendance.get(&id1).cloned()));
+                        let status = move || current.get().map(|a| a.status.as_str()).unwrap_or("");
+                        let absent = move || current.get().is_some_and(|a| a.status != AttendanceStatus::Present);
+                        let reason = move || current.get().map(|a| a.reason).unwrap_or_default();
+                        view! {
+                            <li class="row" data-testid="attendance-row" data-status=status>
+                                <span>{m.name.clone()}</span>
+                                <select disabled=read_only on:change=move |ev| {
+                                    record(id2.clone(), AttendanceStatus::parse(&event_target_value(&ev)), None)
+                                }>
+                                    {move || {
+                                        let now = status();
+                                        [("", ct().not_recorded), ("present", ct().present),
+                                         ("absent-excused", ct().absent_excused), ("absent-unexcused", ct().absent_unexcused)]
+                                            .into_iter()
+                                            .map(|(v, l)| view! { <option value=v selected=now == v>{l}</option> })
+                                            .collect_view()
+                                    }}
+                                </select>
+                                <Show when=absent>
+                                    <input type="text" placeholder=move || ct().absence_reason prop:value=reason
+                                        readonly=read_only
+                                        on:change={let id = id3.clone(); move |ev| record(id.clone(), None, Some(event_target_value(&ev)))} />
+                                </Show>
+                            </li>
+                        }
+                    }
+                </For>
+            </ul>
+        </section>
+    }
+}
+
+/// A member select (roster), `""` for nobody.
+fn member_choice(selected: Option<MemberId>) -> Vec<AnyView> {
+    member_options(&selected.map(|m| m.to_string()).unwrap_or_default(), ("", ct().nobody))
+}
+
+/// Manifestations raised in discussion, with who raised them and their causes.
+#[component]
+fn Raised(doc: DocumentId, read_only: bool) -> impl IntoView {
+    let sync = expect_context::<SyncHandle>();
+    let forum = doc_memo::<Forum>(sync, doc);
+    let ids = move || forum.get().map(|f| f.raised.into_iter().map(|r| r.id).collect::<Vec<_>>()).unwrap_or_default();
+    let code = RwSignal::new(String::from("A1"));
+    let add = move |_| {
+        let id = new_item_id("r");
+        let code = code.get_untracked();
+        edit_doc::<Forum>(sync, doc, move |f| {
+            f.raised.push(RaisedManifestation {
+                id,
+                code,
+                raised_by: None,
+                summary: LongText::default(),
+                causes: LongText::default(),
+            });
+        });
+    };
+    let catalogue = Catalogue::builtin();
+    view! {
+        <section>
+            <h3>{move || ct().raised}</h3>
+            <For each=ids key=|id| id.clone() let:id>
+                {
+                    let item = {
+                        let id = id.clone();
+                        move || forum.get().and_then(|f| f.raised.into_iter().find(|r| r.id == id))
+                    };
+                    let id_for_by = id.clone();
+                    let set_by = move |ev| {
+                        let by: Option<MemberId> = event_target_value(&ev).parse().ok();
+                        let id = id_for_by.clone();
+                        edit_doc::<Forum>(sync, doc, move |f| {
+                            if let Some(r) = f.raised.iter_mut().find(|r| r.id == id) {
+                                r.raised_by = by;
+                            }
+                        });
+                    };
+                    let heading = {
+                        let item = item.clone();
+                        move || item().map(|r| {
+                            let topic = catalogue.item(&r.code).map(|i| i.topic().to_owned()).unwrap_or_default();
+                            format!("{} — {topic}", r.code)
+                        })
+                    };
+                    view! {
+                        <div class="card" data-testid="raised-item">
+                            <h4>{heading}</h4>
+                            <label>{move || ct().raised_by}
+                                <select disabled=read_only on:change=set_by>{move || member_choice(item().and_then(|r| r.raised_by))}</select>
+                            </label>
+                            <TextEditor doc field=ForumText::RaisedSummary { id: id.clone() } label=ct().raised_summary
+                                testid=format!("raised-summary-{id}") rows=3 read_only />
+                            <TextEditor doc field=ForumText::RaisedCauses { id: id.clone() } label=ct().raised_causes
+                                testid=format!("raised-causes-{id}") rows=3 read_only />
+                        </div>
+                    }
+                }
+            </For>
+            <Show when=move || !read_only>
+                <div class="row">
+                    <select data-testid="raise-code" on:change=move |ev| code.set(event_target_value(&ev))>
+                        {catalogue.items().iter().map(|i| view! { <option value=i.code().to_owned()>{format!("{} — {}", i.code(), i.topic())}</option> }).collect_view()}
+                    </select>
+                    <button type="button" data-testid="add-raised" on:click=add>{move || ct().add_raised}</button>
+                </div>
+            </Show>
+        </section>
+    }
+}
+
+/// Solutions proposed by members.
+#[component]
+fn Proposals(doc: DocumentId, read_only: bool) -> impl IntoView {
+    let sync = expect_context::<SyncHandle>();
+    let forum = doc_memo::<Forum>(sync, doc);
+    let proposals = move || forum.get().map(|f| f.proposals).unwrap_or_default();
+    let by = RwSignal::new(None::<MemberId>);
+    let add = move |_| {
+        let Some(member) = by.get_untracked() else { return };
+        let id = new_item_id("p");
+        edit_doc::<Forum>(sync, doc, move |f| f.proposals.push(Proposal { id, member, text: LongText::default() }));
+    };
+    view! {
+        <section>
+            <h3>{move || ct().proposals}</h3>
+            <For each=proposals key=|p| p.id.clone() let:p>
+                <TextEditor doc field=ForumText::Proposal { id: p.id.clone() } label=member_name(&p.member)
+                    testid=format!("proposal-{}", p.id) rows=3 read_only />
+            </For>
+            <Show when=move || !read_only>
+                <div class="row">
+                    <select data-testid="proposal-member" on:change=move |ev| by.set(event_target_value(&ev).parse().ok())>
+                        {move || member_choice(by.get())}
+                    </select>
+                    <button type="button" data-testid="add-proposal" on:click=add>{move || ct().add_proposal}</button>
+                </div>
+            </Show>
         </section>
     }
 }
