@@ -17,6 +17,7 @@ pub mod access;
 pub mod catalogue;
 pub mod commitment;
 pub mod ids;
+pub mod review;
 pub mod schema;
 pub mod storage;
 pub mod sync;
