@@ -8,7 +8,8 @@
 //! it does not conflict).
 //!
 //! The walk follows the value each device shows: conflicts inside a value that lost are not
-//! reported (nobody sees them).
+//! reported (nobody sees them). Concurrent writes of the same value (both devices answered "yes")
+//! are not reported either: there is nothing to choose.
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
@@ -135,7 +136,7 @@ fn visit(doc: &Automerge, obj: &ObjId, prop: Prop, path: &mut Vec<PathSegment>, 
         Ok(Some((value, id))) => Some((value.into_owned(), id)),
         _ => None,
     };
-    if all.len() > 1 {
+    if all.len() > 1 && !all_equal(doc, &all) {
         let values = all
             .iter()
             .map(|(value, op)| conflict_value(doc, value, op, shown.as_ref().is_some_and(|(_, id)| id == op)))
@@ -145,6 +146,18 @@ fn visit(doc: &Automerge, obj: &ObjId, prop: Prop, path: &mut Vec<PathSegment>, 
     if let Some((Value::Object(typ), child)) = shown {
         walk(doc, &child, typ, path, out);
     }
+}
+
+/// Whether every concurrent value is the same (two devices wrote the same thing): nothing to
+/// choose between, so not reported.
+fn all_equal(doc: &Automerge, all: &[(Value<'_>, ObjId)]) -> bool {
+    let content = |(value, id): &(Value<'_>, ObjId)| match value {
+        Value::Scalar(s) => Ok(automerge::hydrate::Value::Scalar(s.as_ref().clone())),
+        Value::Object(_) => ReadDoc::hydrate(doc, id, None),
+    };
+    let Some(first) = all.first().map(content) else { return true };
+    let Ok(first) = first else { return false };
+    all[1..].iter().all(|v| content(v).is_ok_and(|c| c == first))
 }
 
 fn conflict_value(doc: &Automerge, value: &Value<'_>, op: &ObjId, shown: bool) -> ConflictValue {

@@ -268,6 +268,9 @@ fn concurrent_adoptions_merge_to_one_whole_record() {
     let got = (adoption.adopted_at, adoption.tally);
     assert!(got == laptop_record || got == phone_record, "a mix of two records: {got:?}");
     assert_eq!(adoption.heads, hex(&open));
+    // Both wrote status "adopted" (nothing to choose); the two records are a conflict to see.
+    let found: Vec<String> = conflicts(&laptop).iter().map(Conflict::path_string).collect();
+    assert_eq!(found, ["adoption"]);
 }
 
 // ─── member × step matrix ───
@@ -571,9 +574,9 @@ fn a_conflict_that_changed_since_it_was_read_is_not_settled() {
 
     let found = conflicts(&secretary);
     let paths: Vec<String> = found.iter().map(Conflict::path_string).collect();
-    // Both devices wrote `applies = true` and a degree: both keys hold two values.
-    assert_eq!(paths, ["items.A1.applies", "items.A1.degree"]);
-    let degree = found[1].clone();
+    // Both devices wrote `applies = true` (the same value: nothing to choose) and a degree.
+    assert_eq!(paths, ["items.A1.degree"]);
+    let degree = found[0].clone();
     let mut shown: Vec<String> = degree.values.iter().map(|v| v.display.clone()).collect();
     shown.sort();
     assert_eq!(shown, ["clear", "mild"]);
@@ -587,9 +590,13 @@ fn a_conflict_that_changed_since_it_was_read_is_not_settled() {
     }
     assert_eq!(secretary.get_heads(), heads, "nothing written");
     let again = conflicts(&secretary);
-    assert_eq!(again[1].values.len(), 3);
-    settle(&mut secretary, &again[1], 0, 201).expect("settle the fresh conflict");
-    assert_eq!(conflicts(&secretary).len(), 1, "only `applies` is left");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].values.len(), 3);
+    let chosen = again[0].values.iter().position(|v| v.actor == actor(4)).expect("the tablet's answer");
+    settle(&mut secretary, &again[0], chosen, 201).expect("settle the fresh conflict");
+    assert!(conflicts(&secretary).is_empty());
+    let a: SelfAssessment = hydrate(&secretary).expect("assessment");
+    assert_eq!(a.items["A1"].degree.as_deref(), Some("none"));
 }
 
 #[test]
