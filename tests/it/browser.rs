@@ -26,6 +26,18 @@ const ENV_CHROMIUM: &str = "CHIBO_CHROMIUM";
 const POLL: Duration = Duration::from_millis(100);
 /// A phone's screen, CSS pixels.
 pub(crate) const PHONE: (u32, u32) = (360, 800);
+/// A laptop's viewport (the secretary's review).
+pub(crate) const LAPTOP: (u32, u32) = (1280, 800);
+
+/// The status bar says the page is connected to the relay.
+pub(crate) const ONLINE: &str = "[data-testid=sync-status][data-state=online]";
+/// The status bar says the page is offline.
+pub(crate) const OFFLINE: &str = "[data-testid=sync-status][data-state=offline]";
+/// The service worker controls the page (it reopens without the relay).
+pub(crate) const OFFLINE_READY: &str = "html[data-offline-ready=yes]";
+/// Every open document is acknowledged by the relay.
+pub(crate) const NOTHING_UNSYNCED: &str = "[data-testid=unsynced-count][data-count='0']";
+const RECONNECT: &str = "[data-testid=reconnect]";
 
 /// What a browser test needs from the machine.
 #[derive(Debug)]
@@ -120,8 +132,17 @@ impl ChromeDriver {
 
     /// A new headless browser with a fresh profile: a phone of its own.
     pub(crate) async fn phone(&self, chromium: &Path) -> anyhow::Result<Phone> {
+        self.device(chromium, PHONE).await
+    }
+
+    /// A new headless browser with a fresh profile and a laptop's screen.
+    pub(crate) async fn laptop(&self, chromium: &Path) -> anyhow::Result<Phone> {
+        self.device(chromium, LAPTOP).await
+    }
+
+    async fn device(&self, chromium: &Path, screen: (u32, u32)) -> anyhow::Result<Phone> {
         let profile = tempfile::tempdir()?;
-        let caps = chrome_capabilities(chromium, profile.path())?;
+        let caps = chrome_capabilities(chromium, profile.path(), screen)?;
         let driver = WebDriver::new(&self.url, caps).await.context("starting a Chromium session")?;
         Ok(Phone { driver, _profile: profile })
     }
@@ -134,7 +155,11 @@ impl Drop for ChromeDriver {
     }
 }
 
-fn chrome_capabilities(chromium: &Path, profile: &Path) -> anyhow::Result<ChromeCapabilities> {
+fn chrome_capabilities(
+    chromium: &Path,
+    profile: &Path,
+    screen: (u32, u32),
+) -> anyhow::Result<ChromeCapabilities> {
     let mut caps = DesiredCapabilities::chrome();
     caps.set_binary(&chromium.to_string_lossy())?;
     for arg in [
@@ -149,10 +174,10 @@ fn chrome_capabilities(chromium: &Path, profile: &Path) -> anyhow::Result<Chrome
     ] {
         caps.add_arg(arg)?;
     }
-    // Headless windows have a minimum width above a phone's, so emulate the phone's screen.
+    // Headless windows have a minimum width above a phone's, so emulate the device's screen.
     caps.add_experimental_option(
         "mobileEmulation",
-        serde_json::json!({ "deviceMetrics": { "width": PHONE.0, "height": PHONE.1, "pixelRatio": 1 } }),
+        serde_json::json!({ "deviceMetrics": { "width": screen.0, "height": screen.1, "pixelRatio": 1 } }),
     )?;
     caps.add_arg(&format!("--user-data-dir={}", profile.display()))?;
     Ok(caps)
@@ -208,6 +233,34 @@ impl Phone {
         let png = self.driver.screenshot_as_png().await?;
         std::fs::write(path, &png).with_context(|| format!("writing {}", path.display()))?;
         png_size(&png).context("the screenshot is not a PNG")
+    }
+
+    /// Presses "reconnect" if the page is still waiting out its backoff; if the button vanished
+    /// (the page is already reconnecting), the backoff's own retry brings it online.
+    pub(crate) async fn reconnect_now(&self) -> anyhow::Result<()> {
+        if let Some(button) = self.driver.query(By::Css(RECONNECT)).nowait().first_opt().await? {
+            let _ = button.click().await;
+        }
+        Ok(())
+    }
+
+    /// Clicks the element with `data-testid="{testid}"` once it is there.
+    pub(crate) async fn click(&self, testid: &str) -> anyhow::Result<()> {
+        self.wait_for(testid, &format!("[data-testid={testid}]")).await?.click().await?;
+        Ok(())
+    }
+
+    /// Sets an input's value as a person picking it would (a date picker, a select), firing
+    /// its `change` event.
+    pub(crate) async fn set_value(&self, el: &WebElement, value: &str) -> anyhow::Result<()> {
+        self.driver
+            .execute(
+                "arguments[0].value = arguments[1]; \
+                 arguments[0].dispatchEvent(new Event('change', { bubbles: true }));",
+                vec![el.to_json()?, serde_json::json!(value)],
+            )
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn quit(self) -> anyhow::Result<()> {

@@ -8,24 +8,21 @@ use std::path::Path;
 
 use anyhow::{Context as _, ensure};
 use chibo_server::config::DataDir;
-use chibo_server::roster::{Limits, Roster, unix_now};
+use chibo_server::roster::{InviteSpec, Limits, Roster, unix_now};
 use chibo_server::store::sqlite::SqliteStore;
 use chibo_server::store::transfer;
-use chibo_shared::ids::DocumentId;
+use chibo_shared::access::Role;
+use chibo_shared::ids::{DocumentId, UnitId};
 use chibo_shared::schema::demo::{DemoRole, demo_branch, demo_branch_id, demo_forum_id};
 use chibo_shared::schema::{DocPath, ForumText, read_text};
 use thirtyfour::prelude::*;
 
-use crate::browser::{ChromeDriver, PHONE, Phone, Prerequisites};
+use crate::browser::{ChromeDriver, NOTHING_UNSYNCED, OFFLINE, ONLINE, PHONE, Phone, Prerequisites};
 use crate::harness::{RelayProcess, stored_doc};
 
-const ONLINE: &str = "[data-testid=sync-status][data-state=online]";
-const OFFLINE: &str = "[data-testid=sync-status][data-state=offline]";
 const MINUTES_EDITABLE: &str = "[data-testid=minutes]:enabled";
 const SAVED_NOT_SYNCED: &str = "[data-testid=minutes-save-state][data-state=saved]";
 const SYNCED: &str = "[data-testid=minutes-save-state][data-state=synced]";
-const NOTHING_UNSYNCED: &str = "[data-testid=unsynced-count][data-count='0']";
-const RECONNECT: &str = "[data-testid=reconnect]";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clerk_and_secretary_type_into_the_minutes_offline_and_both_insertions_survive() -> anyhow::Result<()>
@@ -91,7 +88,7 @@ async fn offline_edits_merge(
     ensure!(relay.addr() == origin, "the relay came back on {} instead of {origin}", relay.addr());
     let both = format!("AAA {demo}BBB ");
     for phone in phones {
-        reconnect_now(phone).await?;
+        phone.reconnect_now().await?;
     }
     for phone in phones {
         phone.wait_for("the online status", ONLINE).await?;
@@ -140,15 +137,6 @@ async fn type_at(phone: &Phone, caret: Caret, text: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Presses "reconnect" if the page is still waiting out its backoff; if the button vanished
-/// (the page is already reconnecting), the backoff's own retry brings it online.
-async fn reconnect_now(phone: &Phone) -> anyhow::Result<()> {
-    if let Some(button) = phone.driver.query(By::Css(RECONNECT)).nowait().first_opt().await? {
-        let _ = button.click().await;
-    }
-    Ok(())
-}
-
 /// Invite codes for a new device of demo members.
 pub(crate) struct DemoCodes {
     pub(crate) secretary: String,
@@ -172,6 +160,27 @@ pub(crate) async fn store_demo_branch(data: &Path) -> anyhow::Result<DemoCodes> 
         clerk: by_role(DemoRole::Clerk).find_map(code_of).context("no clerk")?,
         members: by_role(DemoRole::Member).filter_map(code_of).collect(),
     })
+}
+
+/// An invite for a second device of the first demo member with `role` (the secretary would
+/// issue it).
+pub(crate) async fn second_device_code(data: &Path, role: DemoRole) -> anyhow::Result<String> {
+    let path = DataDir::new(data).sqlite_path();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
+    let roster = Roster::new(store.roster(), Limits::default());
+    let demo = demo_branch();
+    let member = demo.roster.iter().find(|m| m.role == role).context("a demo member with that role")?;
+    let server_role = if role == DemoRole::Secretary { Role::Secretary } else { Role::Member };
+    let spec = InviteSpec {
+        member: Some(member.id),
+        ..InviteSpec::new(
+            UnitId::from(demo.branch),
+            server_role,
+            &member.name,
+            std::time::Duration::from_secs(3600),
+        )
+    };
+    Ok(roster.create_invite(spec, unix_now()).await?.code)
 }
 
 /// Opens the join page with `code` from its link (as a scanned QR code does), joins, and waits

@@ -7,6 +7,7 @@
 
 mod access;
 mod browser;
+mod committee_app;
 mod durability;
 mod e2e;
 mod harness;

@@ -10,28 +10,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context as _, ensure};
-use chibo_server::config::DataDir;
-use chibo_server::roster::{InviteSpec, Limits, Roster, unix_now};
-use chibo_server::store::sqlite::SqliteStore;
-use chibo_shared::access::Role;
-use chibo_shared::ids::UnitId;
 use chibo_shared::schema::demo::{DemoRole, demo_branch, demo_branch_id, demo_forum_id};
 use chibo_shared::schema::{
     AssessmentText, DocKind, DocPath, ItemPart, SelfAssessment, genesis_change_bytes, hydrate, read_text,
 };
 use thirtyfour::prelude::*;
 
-use crate::browser::{ChromeDriver, Phone, Prerequisites};
-use crate::e2e::{join, store_demo_branch};
+use crate::browser::{ChromeDriver, OFFLINE, OFFLINE_READY, ONLINE, Phone, Prerequisites};
+use crate::e2e::{join, second_device_code, store_demo_branch};
 use crate::harness::{RelayProcess, TIMEOUT, enrolled_device};
 
-const ONLINE: &str = "[data-testid=sync-status][data-state=online]";
-const OFFLINE: &str = "[data-testid=sync-status][data-state=offline]";
-const OFFLINE_READY: &str = "html[data-offline-ready=yes]";
 const ASSESSMENT_OPEN: &str = "[data-testid=item-A1-note]:enabled";
 const SAVED_NOT_SYNCED: &str = "[data-testid=assessment-save-state][data-state=saved]";
 const SYNCED: &str = "[data-testid=assessment-save-state][data-state=synced]";
-const RECONNECT: &str = "[data-testid=reconnect]";
 const PLAN_SAVED_NOT_SYNCED: &str = "[data-testid=plan-save-state][data-state=saved]";
 const PLAN_SYNCED: &str = "[data-testid=plan-save-state][data-state=synced]";
 
@@ -46,7 +37,7 @@ async fn two_devices_of_a_member_fill_the_self_assessment_offline_and_the_secret
     };
     let data = tempfile::tempdir()?;
     let codes = store_demo_branch(data.path()).await?;
-    let second = second_device_code(data.path()).await?;
+    let second = second_device_code(data.path(), DemoRole::Member).await?;
     let relay = RelayProcess::serve_app(data.path(), ([127, 0, 0, 1], 0).into(), &machine.app_dir).await?;
     let chromedriver = ChromeDriver::start(&machine.chromedriver).await?;
     let phone_a = chromedriver.phone(&machine.chromium).await?;
@@ -93,16 +84,16 @@ async fn offline_round(
         phone.wait_for("the offline status", OFFLINE).await?;
     }
     // Member A on the phone: A1 applies, to the first degree, with a note.
-    click(phone_a, "item-A1-applies-yes").await?;
+    phone_a.click("item-A1-applies-yes").await?;
     let degree = phone_a.wait_for("the degree of A1", "[data-testid=item-A1-degree]").await?;
     let first = degree.find(By::Css("option:nth-child(2)")).await?;
     first.click().await?;
     type_into(phone_a, "item-A1-note", "Từ điện thoại.").await?;
     // Member A on the laptop, the same document: A2 does not apply; a note on B1.
-    click(laptop_a, "item-A2-applies-no").await?;
+    laptop_a.click("item-A2-applies-no").await?;
     type_into(laptop_a, "item-B1-note", "Từ máy tính.").await?;
     // Member B: their own self-assessment, then their plan and this month's progress.
-    click(phone_b, "item-A1-applies-no").await?;
+    phone_b.click("item-A1-applies-no").await?;
     for phone in phones {
         phone.wait_for("saved on the device, not synced", SAVED_NOT_SYNCED).await?;
     }
@@ -116,9 +107,7 @@ async fn offline_round(
     let relay = RelayProcess::serve_app(data, origin, app_dir).await?;
     ensure!(relay.addr() == origin, "the relay came back on {} instead of {origin}", relay.addr());
     for phone in phones {
-        if let Some(button) = phone.driver.query(By::Css(RECONNECT)).nowait().first_opt().await? {
-            let _ = button.click().await;
-        }
+        phone.reconnect_now().await?;
     }
     for phone in phones {
         phone.wait_for("the online status", ONLINE).await?;
@@ -180,7 +169,7 @@ async fn secretary_reads(origin: SocketAddr, code: &str) -> anyhow::Result<()> {
 /// On the plan page: adds a Resolution 4 item, types its content; returns the item's id.
 async fn add_plan_item(phone: &Phone, content: &str) -> anyhow::Result<String> {
     phone.driver.goto(format!("{}ke-hoach", base(phone).await?)).await?;
-    click(phone, "add-item-r4").await?;
+    phone.click("add-item-r4").await?;
     let card = phone.wait_for("the new plan item", "[data-testid^=plan-item-]").await?;
     let testid = card.attr("data-testid").await?.context("a plan item's test id")?;
     let id = testid.trim_start_matches("plan-item-").to_owned();
@@ -194,36 +183,11 @@ async fn base(phone: &Phone) -> anyhow::Result<String> {
     Ok(format!("{}://{}/", url.scheme(), url.authority()))
 }
 
-async fn click(phone: &Phone, testid: &str) -> anyhow::Result<()> {
-    let el = phone.wait_for(testid, &format!("[data-testid={testid}]")).await?;
-    el.click().await?;
-    Ok(())
-}
-
 async fn type_into(phone: &Phone, testid: &str, text: &str) -> anyhow::Result<()> {
     let el = phone.wait_for(testid, &format!("[data-testid={testid}]:enabled")).await?;
     el.send_keys(text).await?;
     phone.wait_for_value(testid, text).await?;
     Ok(())
-}
-
-/// An invite for a second device of the first demo member (the secretary would issue it).
-async fn second_device_code(data: &Path) -> anyhow::Result<String> {
-    let path = DataDir::new(data).sqlite_path();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
-    let roster = Roster::new(store.roster(), Limits::default());
-    let demo = demo_branch();
-    let member = demo.roster.iter().find(|m| m.role == DemoRole::Member).context("a demo member")?;
-    let spec = InviteSpec {
-        member: Some(member.id),
-        ..InviteSpec::new(
-            UnitId::from(demo.branch),
-            Role::Member,
-            &member.name,
-            std::time::Duration::from_secs(3600),
-        )
-    };
-    Ok(roster.create_invite(spec, unix_now()).await?.code)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +200,7 @@ async fn a_commitment_signed_on_one_device_verifies_on_another_and_shows_a_later
     };
     let data = tempfile::tempdir()?;
     let codes = store_demo_branch(data.path()).await?;
-    let second = second_device_code(data.path()).await?;
+    let second = second_device_code(data.path(), DemoRole::Member).await?;
     let relay = RelayProcess::serve_app(data.path(), ([127, 0, 0, 1], 0).into(), &machine.app_dir).await?;
     let chromedriver = ChromeDriver::start(&machine.chromedriver).await?;
     let phone = chromedriver.phone(&machine.chromium).await?;
@@ -246,7 +210,7 @@ async fn a_commitment_signed_on_one_device_verifies_on_another_and_shows_a_later
         join(&phone, origin, codes.members.first().context("a member's code")?).await?;
         join(&laptop, origin, &second).await?;
         let item = add_plan_item(&phone, "Gương mẫu trong sinh hoạt khu phố.").await?;
-        click(&phone, "sign-commitment").await?;
+        phone.click("sign-commitment").await?;
         phone.wait_for("the commitment signed", "[data-testid=commitment-status][data-state=valid]").await?;
         phone.wait_for("the plan synced", PLAN_SYNCED).await?;
         // The other device verifies the signature against the roster's keys.

@@ -1,4 +1,5 @@
-//! PNG screenshots of every member page at 360×800, in Vietnamese: `cargo xtask screenshots DIR`
+//! PNG screenshots of every member page at 360×800, and of every committee page at 360×800 and
+//! 1280×800, in Vietnamese: `cargo xtask screenshots DIR`
 //! (which sets `CHIBO_SCREENSHOTS=DIR`); in the end-to-end phase of `cargo xtask test` they go to
 //! a temporary directory, so every page is at least rendered in a real browser on every run.
 
@@ -6,8 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, ensure};
 
-use crate::browser::{ChromeDriver, PHONE, Prerequisites};
-use crate::e2e::store_demo_branch;
+use chibo_shared::schema::demo::DemoRole;
+
+use crate::browser::{ChromeDriver, LAPTOP, PHONE, Prerequisites};
+use crate::e2e::{join, second_device_code, store_demo_branch};
 use crate::harness::RelayProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,11 +18,7 @@ async fn every_member_page_at_360_by_800() -> anyhow::Result<()> {
     let Some(machine) = Prerequisites::check("every_member_page_at_360_by_800")? else {
         return Ok(());
     };
-    let dir = match std::env::var_os("CHIBO_SCREENSHOTS") {
-        Some(dir) => PathBuf::from(dir),
-        None => tempfile::Builder::new().prefix("chibo-screens-").tempdir()?.keep(),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = screenshot_dir()?;
     let data = tempfile::tempdir()?;
     let codes = store_demo_branch(data.path()).await?;
     let relay = RelayProcess::serve_app(data.path(), ([127, 0, 0, 1], 0).into(), &machine.app_dir).await?;
@@ -74,4 +73,67 @@ async fn every_member_page_at_360_by_800() -> anyhow::Result<()> {
     .await;
     let _ = phone.quit().await;
     outcome
+}
+
+/// The committee's and the secretary's pages, each at 360×800 (a committee member's phone) and
+/// 1280×800 (the secretary's laptop), in Vietnamese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_committee_page_at_360_by_800_and_1280_by_800() -> anyhow::Result<()> {
+    let Some(machine) = Prerequisites::check("every_committee_page_at_360_by_800_and_1280_by_800")? else {
+        return Ok(());
+    };
+    let dir = screenshot_dir()?;
+    let data = tempfile::tempdir()?;
+    let codes = store_demo_branch(data.path()).await?;
+    let laptop_code = second_device_code(data.path(), DemoRole::Secretary).await?;
+    let relay = RelayProcess::serve_app(data.path(), ([127, 0, 0, 1], 0).into(), &machine.app_dir).await?;
+    let chromedriver = ChromeDriver::start(&machine.chromedriver).await?;
+    let phone = chromedriver.phone(&machine.chromium).await?;
+    let laptop = chromedriver.laptop(&machine.chromium).await;
+    let outcome = async {
+        let laptop = laptop.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let origin = relay.addr();
+        join(&phone, origin, &codes.secretary).await?;
+        join(laptop, origin, &laptop_code).await?;
+        // A draft task, so the resolution and the monthly review show one.
+        phone.open(origin, "/nghi-quyet").await?;
+        phone.click("add-task").await?;
+        let content = phone.wait_for("the task", "[data-testid^=task-content-]:enabled").await?;
+        content.send_keys("Mỗi đảng viên tự soạn kế hoạch \"2 trong 1\" trước ngày 30/4.").await?;
+        let pages = [
+            ("09-chuan-bi", "/chuan-bi", "[data-testid=forum-title-input]"),
+            ("10-dien-dan-hoi-truong", "/dien-dan", "[data-testid=attendance-row]"),
+            ("11-nghi-quyet", "/nghi-quyet", "[data-testid=vote-panel] [data-testid=tally]"),
+            ("12-hop-thang", "/hop-thang", "[data-testid=member-month]"),
+            ("13-tong-hop", "/tong-hop", "[data-testid=matrix-row]"),
+        ];
+        for (device, size, suffix) in [(&phone, PHONE, "360x800"), (laptop, LAPTOP, "1280x800")] {
+            for (name, path, ready) in pages {
+                device.open(origin, path).await?;
+                device.wait_for(name, ready).await?;
+                device.wait_for("online", "[data-testid=sync-status][data-state=online]").await?;
+                let file = dir.join(format!("{name}-{suffix}.png"));
+                let shot = device.screenshot(&file).await?;
+                ensure!(shot == size, "{name} is {shot:?}, not {size:?}");
+                eprintln!("screenshot: {}", file.display());
+            }
+        }
+        relay.kill()
+    }
+    .await;
+    let _ = phone.quit().await;
+    if let Ok(laptop) = laptop {
+        let _ = laptop.quit().await;
+    }
+    outcome
+}
+
+/// `CHIBO_SCREENSHOTS`, or a fresh temporary directory.
+fn screenshot_dir() -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os("CHIBO_SCREENSHOTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => tempfile::Builder::new().prefix("chibo-screens-").tempdir()?.keep(),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }

@@ -106,10 +106,21 @@ fn test_pg() -> Result<()> {
 
 /// `cargo xtask test`: every phase runs; the exit status fails if any did.
 /// The browser tests: `cargo test` arguments (they skip unless `CHIBO_E2E=1`).
-const E2E_TESTS: [&str; 9] =
-    ["test", "-p", "chibo-tests", "--test", "it", "--", "e2e::", "member_app::", "screenshots::"];
+const E2E_TESTS: [&str; 10] = [
+    "test",
+    "-p",
+    "chibo-tests",
+    "--test",
+    "it",
+    "--",
+    "e2e::",
+    "member_app::",
+    "committee_app::",
+    "screenshots::",
+];
 
-/// `cargo xtask screenshots DIR`: PNGs of every member page at 360×800, in Vietnamese.
+/// `cargo xtask screenshots DIR`: PNGs of every member page at 360×800 and every committee page
+/// at 360×800 and 1280×800, in Vietnamese.
 fn screenshots(root: &Path, dir: &str) -> Result<()> {
     tools::ensure(root)?;
     app::build(root, app::Mode::Release)?;
