@@ -210,7 +210,11 @@ impl Account {
     /// Who this member is to the access rules (as the relay last described them).
     pub fn subject(&self) -> Option<Subject> {
         let r = self.record.borrow();
-        let mut who = Subject::in_branch(r.member.parse().ok()?, r.role.parse().ok()?, r.branch.as_deref()?.parse().ok()?);
+        let mut who = Subject::in_branch(
+            r.member.parse().ok()?,
+            r.role.parse().ok()?,
+            r.branch.as_deref()?.parse().ok()?,
+        );
         who.clerk_of = r.clerk_of.iter().filter_map(|f| f.parse().ok()).collect();
         Some(who)
     }

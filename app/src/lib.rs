@@ -42,11 +42,11 @@ pub mod sync;
 
 use account::Account;
 use components::SyncStatusBar;
-use i18n::{LangSignal, use_texts};
 use i18n::use_committee_texts as ct;
+use i18n::{LangSignal, use_texts};
 use pages::{
-    AssessmentPage, DocumentsPage, ForumPage, HomePage, JoinPage, MonthlyPage, NotFound, PlanPage, PreparePage,
-    ResolutionPage, ReviewPage, VotePage,
+    AssessmentPage, DocumentsPage, ForumPage, HomePage, JoinPage, MonthlyPage, NotFound, PlanPage,
+    PreparePage, ResolutionPage, ReviewPage, VotePage,
 };
 use storage::IdbStore;
 use sync::{Prepare, SyncHandle};

@@ -63,7 +63,8 @@ pub(crate) fn edit_doc<T: Document>(sync: SyncHandle, doc: DocumentId, f: impl F
 /// `<option>`s for choosing a member of the roster (tracked), after a first option `first`
 /// (value, label); `selected` is the current value.
 pub(crate) fn member_options(selected: &str, first: (&'static str, &'static str)) -> Vec<AnyView> {
-    let mut opts = vec![view! { <option value=first.0 selected=selected == first.0>{first.1}</option> }.into_any()];
+    let mut opts =
+        vec![view! { <option value=first.0 selected=selected == first.0>{first.1}</option> }.into_any()];
     opts.extend(crate::use_roster().into_iter().map(|m| {
         let is = m.id == selected;
         view! { <option value=m.id.clone() selected=is>{m.name.clone()}</option> }.into_any()

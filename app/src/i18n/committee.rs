@@ -284,7 +284,13 @@ pub const VI: CommitteeTexts = CommitteeTexts {
     doc_plan: "Kế hoạch",
     doc_meeting: "Sinh hoạt tháng",
     guests_every_branch: &["Thường trực Đảng ủy cơ sở", "Đảng ủy viên phụ trách địa bàn"],
-    guests_residential: &["Ủy ban Mặt trận Tổ quốc", "Hội Cựu chiến binh", "Hội Liên hiệp Phụ nữ", "Đoàn Thanh niên", "Hội Nông dân"],
+    guests_residential: &[
+        "Ủy ban Mặt trận Tổ quốc",
+        "Hội Cựu chiến binh",
+        "Hội Liên hiệp Phụ nữ",
+        "Đoàn Thanh niên",
+        "Hội Nông dân",
+    ],
     guests_agency: &["Công đoàn", "Đoàn Thanh niên", "Hội Liên hiệp Phụ nữ"],
 };
 
@@ -423,8 +429,17 @@ pub const EN: CommitteeTexts = CommitteeTexts {
     doc_ballot: "Ballot",
     doc_plan: "Plan",
     doc_meeting: "Monthly meeting",
-    guests_every_branch: &["Standing committee of the grassroots party committee", "Upper-level committee member in charge"],
-    guests_residential: &["Fatherland Front committee", "Veterans' Association", "Women's Union", "Youth Union", "Farmers' Association"],
+    guests_every_branch: &[
+        "Standing committee of the grassroots party committee",
+        "Upper-level committee member in charge",
+    ],
+    guests_residential: &[
+        "Fatherland Front committee",
+        "Veterans' Association",
+        "Women's Union",
+        "Youth Union",
+        "Farmers' Association",
+    ],
     guests_agency: &["Trade union", "Youth Union", "Women's Union"],
 };
 

@@ -149,7 +149,11 @@ fn Attendances(doc: DocumentId, read_only: bool) -> impl IntoView {
     let counts = move || {
         let f = forum.get();
         let count = |s| f.as_ref().map_or(0, |f| f.attendance.values().filter(|a| a.status == s).count());
-        (count(AttendanceStatus::Present), count(AttendanceStatus::AbsentExcused), count(AttendanceStatus::AbsentUnexcused))
+        (
+            count(AttendanceStatus::Present),
+            count(AttendanceStatus::AbsentExcused),
+            count(AttendanceStatus::AbsentUnexcused),
+        )
     };
     view! {
         <section>
@@ -205,7 +209,9 @@ fn member_choice(selected: Option<MemberId>) -> Vec<AnyView> {
 fn Raised(doc: DocumentId, read_only: bool) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
     let forum = doc_memo::<Forum>(sync, doc);
-    let ids = move || forum.get().map(|f| f.raised.into_iter().map(|r| r.id).collect::<Vec<_>>()).unwrap_or_default();
+    let ids = move || {
+        forum.get().map(|f| f.raised.into_iter().map(|r| r.id).collect::<Vec<_>>()).unwrap_or_default()
+    };
     let code = RwSignal::new(String::from("A1"));
     let add = move |_| {
         let id = new_item_id("r");
@@ -283,7 +289,9 @@ fn Proposals(doc: DocumentId, read_only: bool) -> impl IntoView {
     let add = move |_| {
         let Some(member) = by.get_untracked() else { return };
         let id = new_item_id("p");
-        edit_doc::<Forum>(sync, doc, move |f| f.proposals.push(Proposal { id, member, text: LongText::default() }));
+        edit_doc::<Forum>(sync, doc, move |f| {
+            f.proposals.push(Proposal { id, member, text: LongText::default() })
+        });
     };
     view! {
         <section>

@@ -5,7 +5,8 @@
 
 use chibo_shared::ids::{DocumentId, MemberId};
 use chibo_shared::schema::{
-    DocPath, LongText, MeetingText, MonthlyMeeting, PersonalPlan, PlanReview, ProgressStatus, Resolution, YearMonth,
+    DocPath, LongText, MeetingText, MonthlyMeeting, PersonalPlan, PlanReview, ProgressStatus, Resolution,
+    YearMonth,
 };
 use leptos::prelude::*;
 
@@ -32,12 +33,11 @@ pub fn MonthlyPage() -> impl IntoView {
         let m = month.get();
         let b = use_branch();
         let mut paths = vec![DocPath::MonthlyMeeting { branch: b.branch, month: m }];
-        paths.extend(
-            use_roster()
-                .iter()
-                .filter_map(|r| r.member_id())
-                .map(|member| DocPath::PersonalPlan { branch: b.branch, member, year: m.year() }),
-        );
+        paths.extend(use_roster().iter().filter_map(|r| r.member_id()).map(|member| DocPath::PersonalPlan {
+            branch: b.branch,
+            member,
+            year: m.year(),
+        }));
         open_documents(sync, &use_account(), paths);
     });
     view! {
@@ -91,7 +91,10 @@ fn MemberMonth(
     let sync = expect_context::<SyncHandle>();
     let branch = use_branch().branch;
     let me = use_branch().member;
-    let plan = doc_memo::<PersonalPlan>(sync, DocPath::PersonalPlan { branch, member, year: month.year() }.document_id());
+    let plan = doc_memo::<PersonalPlan>(
+        sync,
+        DocPath::PersonalPlan { branch, member, year: month.year() }.document_id(),
+    );
     let items = move || {
         plan.get()
             .map(|p| {
@@ -106,13 +109,22 @@ fn MemberMonth(
             .unwrap_or_default()
     };
     let of_member = move || {
-        reviews.get().map(|m| m.plan_reviews.into_iter().filter(|r| r.member == member).collect::<Vec<_>>()).unwrap_or_default()
+        reviews
+            .get()
+            .map(|m| m.plan_reviews.into_iter().filter(|r| r.member == member).collect::<Vec<_>>())
+            .unwrap_or_default()
     };
     let mine = move || of_member().into_iter().find(|r| r.reviewer == me).map(|r| r.id);
     let start_review = move |_| {
         let id = new_item_id("v");
         edit_doc::<MonthlyMeeting>(sync, meeting, move |m| {
-            m.plan_reviews.push(PlanReview { id, member, reviewer: me, overall: None, note: LongText::default() });
+            m.plan_reviews.push(PlanReview {
+                id,
+                member,
+                reviewer: me,
+                overall: None,
+                note: LongText::default(),
+            });
         });
     };
     let set_flag = move |id: String, flag: Option<ProgressStatus>| {
@@ -164,10 +176,15 @@ fn MemberMonth(
 
 fn flag_options(selected: Option<ProgressStatus>) -> impl IntoView {
     let now = selected.map(|s| s.as_str()).unwrap_or("");
-    [("", ct().not_flagged), ("done", ct().flag_done), ("in-progress", ct().flag_in_progress), ("not-done", ct().flag_not_done)]
-        .into_iter()
-        .map(|(v, l)| view! { <option value=v selected=now == v>{l}</option> })
-        .collect_view()
+    [
+        ("", ct().not_flagged),
+        ("done", ct().flag_done),
+        ("in-progress", ct().flag_in_progress),
+        ("not-done", ct().flag_not_done),
+    ]
+    .into_iter()
+    .map(|(v, l)| view! { <option value=v selected=now == v>{l}</option> })
+    .collect_view()
 }
 
 pub(crate) fn progress_label(t: &'static CommitteeTexts, status: Option<ProgressStatus>) -> &'static str {

@@ -3,7 +3,9 @@
 //! and the script, section by section, typed together by several committee members.
 
 use chibo_shared::ids::{DocumentId, ForumId, MemberId};
-use chibo_shared::schema::{BranchKind, BranchProfile, DocPath, Forum, ForumText, Guest, ScriptSection, Session};
+use chibo_shared::schema::{
+    BranchKind, BranchProfile, DocPath, Forum, ForumText, Guest, ScriptSection, Session,
+};
 use leptos::prelude::*;
 
 use crate::components::TextEditor;
@@ -67,7 +69,12 @@ fn Sessions(doc: DocumentId, forum: Memo<Option<Forum>>, read_only: bool) -> imp
         let id = new_item_id("s");
         edit_doc::<Forum>(sync, doc, move |f| {
             if f.sessions.len() < MAX_SESSIONS {
-                f.sessions.push(Session { id, date: String::new(), starts_at: String::new(), place: String::new() });
+                f.sessions.push(Session {
+                    id,
+                    date: String::new(),
+                    starts_at: String::new(),
+                    place: String::new(),
+                });
             }
         });
     };
@@ -116,7 +123,12 @@ fn Sessions(doc: DocumentId, forum: Memo<Option<Forum>>, read_only: bool) -> imp
 }
 
 #[component]
-fn ChairAndClerk(doc: DocumentId, forum_id: ForumId, forum: Memo<Option<Forum>>, read_only: bool) -> impl IntoView {
+fn ChairAndClerk(
+    doc: DocumentId,
+    forum_id: ForumId,
+    forum: Memo<Option<Forum>>,
+    read_only: bool,
+) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
     let account = use_account();
     let manages = account.role().is_some_and(|r| r.manages_roster());
@@ -184,7 +196,10 @@ fn Guests(
     // Suggestions the list does not have yet.
     let suggestions = move || {
         let have: Vec<String> = guests().into_iter().map(|g| g.organisation).collect();
-        suggested_guests(ct(), kind.get()).into_iter().filter(|o| !have.iter().any(|h| h == o)).collect::<Vec<_>>()
+        suggested_guests(ct(), kind.get())
+            .into_iter()
+            .filter(|o| !have.iter().any(|h| h == o))
+            .collect::<Vec<_>>()
     };
     view! {
         <h3>{move || ct().guests}</h3>

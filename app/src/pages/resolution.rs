@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use chibo_shared::review::{self, PARTY_MAJORITY, VoteTally};
 use chibo_shared::schema::{
-    Ballot, DocPath, LongText, Resolution, ResolutionSection, ResolutionStatus, ResolutionTask, ResolutionText,
-    hydrate,
+    Ballot, DocPath, LongText, Resolution, ResolutionSection, ResolutionStatus, ResolutionTask,
+    ResolutionText, hydrate,
 };
 use leptos::logging::error;
 use leptos::prelude::*;
@@ -46,7 +46,10 @@ fn Draft(forum: ForumId) -> impl IntoView {
     // The adopted or voted-on text is frozen: only a draft is edited.
     let frozen = move || r.get().is_some_and(|r| r.status != ResolutionStatus::Draft);
     let read_only = Signal::derive(move || !may_write || frozen());
-    let field = move |get: fn(&Resolution) -> String, set: fn(&mut Resolution, String), testid: &'static str, label: fn(&CommitteeTexts) -> &'static str| {
+    let field = move |get: fn(&Resolution) -> String,
+                      set: fn(&mut Resolution, String),
+                      testid: &'static str,
+                      label: fn(&CommitteeTexts) -> &'static str| {
         view! {
             <label>{move || label(ct())}
                 <input type="text" data-testid=testid prop:value=move || r.get().map(|r| get(&r)).unwrap_or_default()

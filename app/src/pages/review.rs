@@ -83,11 +83,13 @@ fn Matrix(forum: ForumId) -> impl IntoView {
         members
             .iter()
             .map(|member| {
-                let assessment = assessment_of(sync, DocPath::SelfAssessment { branch, forum, member: *member });
+                let assessment =
+                    assessment_of(sync, DocPath::SelfAssessment { branch, forum, member: *member });
                 let plan = DocPath::PersonalPlan { branch, member: *member, year }.document_id();
                 sync.track(plan);
                 let row = |plan_doc: Option<PlanDoc<'_>>| {
-                    let docs = MemberDocs { member: *member, assessment: assessment.as_ref(), plan: plan_doc };
+                    let docs =
+                        MemberDocs { member: *member, assessment: assessment.as_ref(), plan: plan_doc };
                     review::member_matrix(&[docs], month, tally.as_ref(), known).pop()
                 };
                 sync.read(plan, |am| row(Some(PlanDoc { id: plan, doc: am }))).unwrap_or_else(|| row(None))
@@ -160,7 +162,9 @@ fn signature_cell(t: &CommitteeTexts, step: SignatureStep) -> (&'static str, Str
         SignatureStep::Unreadable => ("error", t.unreadable.to_owned()),
         SignatureStep::Checked(CommitmentStatus::Unsigned) => ("none", t.unsigned.to_owned()),
         SignatureStep::Checked(CommitmentStatus::Valid { .. }) => ("done", t.signed_valid.to_owned()),
-        SignatureStep::Checked(CommitmentStatus::ChangedSinceSigning { .. }) => ("partial", t.changed_since_signing.to_owned()),
+        SignatureStep::Checked(CommitmentStatus::ChangedSinceSigning { .. }) => {
+            ("partial", t.changed_since_signing.to_owned())
+        }
         SignatureStep::Checked(_) => ("error", t.signature_invalid.to_owned()),
     }
 }
@@ -170,7 +174,9 @@ fn progress_cell(t: &CommitteeTexts, step: ProgressStep) -> (&'static str, Strin
         ProgressStep::Missing => ("missing", t.not_here.to_owned()),
         ProgressStep::Unreadable => ("error", t.unreadable.to_owned()),
         ProgressStep::Reported { items: 0, .. } => ("none", t.no_items.to_owned()),
-        ProgressStep::Reported { reported, items } if reported >= items => ("done", format!("{reported}/{items}")),
+        ProgressStep::Reported { reported, items } if reported >= items => {
+            ("done", format!("{reported}/{items}"))
+        }
         ProgressStep::Reported { reported: 0, items } => ("none", format!("0/{items}")),
         ProgressStep::Reported { reported, items } => ("partial", format!("{reported}/{items}")),
     }
@@ -286,7 +292,9 @@ pub(crate) fn document_label(t: &CommitteeTexts, path: &DocPath) -> String {
         DocPath::Resolution { .. } => t.doc_resolution.to_owned(),
         DocPath::SelfAssessment { member, .. } => format!("{} — {}", t.doc_assessment, member_name(member)),
         DocPath::Ballot { member, .. } => format!("{} — {}", t.doc_ballot, member_name(member)),
-        DocPath::PersonalPlan { member, year, .. } => format!("{} {year} — {}", t.doc_plan, member_name(member)),
+        DocPath::PersonalPlan { member, year, .. } => {
+            format!("{} {year} — {}", t.doc_plan, member_name(member))
+        }
         DocPath::MonthlyMeeting { month, .. } => format!("{} {month}", t.doc_meeting),
     }
 }
@@ -299,4 +307,3 @@ pub(crate) fn author_label(actor_hex: &str) -> String {
         None => format!("{} {}", ct().unknown_device, actor_hex.chars().take(8).collect::<String>()),
     }
 }
-

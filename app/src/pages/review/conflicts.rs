@@ -46,12 +46,12 @@ fn ConflictsOf(path: DocPath, label: String, conflicts: Vec<Conflict>) -> impl I
     let sync = expect_context::<SyncHandle>();
     let doc = path.document_id();
     let may_settle = use_account().may_write(&path);
-    let settle = move |conflict: &Conflict, chosen: usize| {
-        match sync.change(doc, |am| review::settle(am, conflict, chosen, now())) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => error!("conflict not settled: {e}"),
-            Err(e) => error!("conflict not settled: {e}"),
-        }
+    let settle = move |conflict: &Conflict, chosen: usize| match sync
+        .change(doc, |am| review::settle(am, conflict, chosen, now()))
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => error!("conflict not settled: {e}"),
+        Err(e) => error!("conflict not settled: {e}"),
     };
     view! {
         <div class="card" data-testid="conflicts-of" data-doc=path.to_canonical_string()>
