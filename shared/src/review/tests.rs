@@ -731,3 +731,34 @@ fn history_of_a_few_hundred_changes_is_complete_and_causal() {
     let basis = entries.iter().filter(|e| e.paths == ["sections.basis"]).count();
     assert_eq!((typing, basis), (200, 200));
 }
+
+// ─── the demo branch ───
+
+#[test]
+fn the_demo_branch_reviews_cleanly() {
+    let demo = crate::schema::demo::demo_branch();
+    let names: BTreeMap<ActorId, String> =
+        demo.roster.iter().map(|m| (m.actor.clone(), m.name.clone())).collect();
+    let mut assessments = Vec::new();
+    for ((_, doc), path) in demo.documents.iter().zip(&demo.paths) {
+        assert!(conflicts(doc).is_empty(), "{path:?} has conflicts");
+        let entries = history(doc);
+        assert_eq!(entries.len(), doc.get_changes(&[]).len());
+        assert_eq!(
+            entries[0].hash,
+            crate::schema::genesis_change_hash(path.kind()),
+            "{path:?} starts at genesis"
+        );
+        for e in &entries[1..] {
+            assert!(names.contains_key(&e.actor), "{path:?}: change by an actor not on the roster");
+            assert!(e.paths.iter().all(|p| !p.contains('?') && !p.is_empty()), "{path:?}: {:?}", e.paths);
+            assert!(!e.fields.is_empty());
+        }
+        if path.kind() == DocKind::SelfAssessment {
+            assessments.push(hydrate::<SelfAssessment>(doc).expect("assessment"));
+        }
+    }
+    let map = heat_map(Catalogue::builtin(), assessments.iter().map(Some));
+    assert_eq!(map.assessments as usize, assessments.len());
+    assert!(map.assessments > 0);
+}
