@@ -12,7 +12,8 @@
 //! - [`pages`]: one file per page: `/tham-gia` join, `/` what is due, `/tu-kiem-diem` the
 //!   self-assessment, `/ke-hoach` the personal plan (commitment, monthly progress), `/bieu-quyet`
 //!   the vote on the resolution, `/dien-dan` the forum and its minutes, `/tai-lieu` the documents on this
-//!   device.
+//!   device; for the committee `/chuan-bi` forum preparation, `/nghi-quyet` the resolution and its
+//!   vote, `/hop-thang` the monthly review, `/tong-hop` the review of merged state.
 //! - [`components`]: views several pages use (the sync status bar, the text editor).
 //! - [`sync`]: the shared sync engine driven over a WebSocket to the relay; reactive status.
 //! - [`storage`]: the IndexedDB chunk store ([`storage::IdbStore`]), the device record, and the
