@@ -107,6 +107,10 @@ impl SyncHandle {
         let driver = Driver::new(identity.unwrap_or_else(local::device_identity));
         *driver.prepare.borrow_mut() = prepare;
         driver.listen_to_browser();
+        // Opened from now on (pages asking `is_open` meanwhile need not open them again).
+        for (doc, _) in &documents {
+            driver.docs.borrow_mut().entry(*doc).or_insert_with(|| DocInfo::new(*doc)).opened = true;
+        }
         let d = driver.clone();
         wasm_bindgen_futures::spawn_local(async move {
             let disk = IdbStore::open().await;
@@ -122,7 +126,8 @@ impl SyncHandle {
             };
             d.attach_disk(disk);
             let seeded: Vec<DocumentId> = documents.iter().map(|(doc, _)| *doc).collect();
-            for (doc, seed) in documents {
+            let early = std::mem::take(&mut *d.early_opens.borrow_mut());
+            for (doc, seed) in documents.into_iter().chain(early) {
                 d.open(doc, seed);
             }
             for doc in stored.into_iter().filter(|doc| !seeded.contains(doc)) {
@@ -277,6 +282,9 @@ struct Driver {
     prepare: RefCell<Option<Prepare>>,
     /// A connection is being prepared (token, document names): no second attempt meanwhile.
     preparing: Cell<bool>,
+    /// Documents asked for before local storage was open: opened once it is (a load before
+    /// then would find no storage and the document's writes nowhere to go).
+    early_opens: RefCell<Vec<(DocumentId, Option<Vec<u8>>)>>,
 }
 
 impl Driver {
@@ -305,6 +313,7 @@ impl Driver {
             listeners: RefCell::new(Vec::new()),
             prepare: RefCell::new(None),
             preparing: Cell::new(false),
+            early_opens: RefCell::new(Vec::new()),
         })
     }
 
@@ -344,6 +353,10 @@ impl Driver {
 
     fn open(&self, doc: DocumentId, seed: Option<Vec<u8>>) {
         self.docs.borrow_mut().entry(doc).or_insert_with(|| DocInfo::new(doc)).opened = true;
+        if self.disk.get().is_none() {
+            self.early_opens.borrow_mut().push((doc, seed));
+            return;
+        }
         self.input(Input::Open { doc, seed });
     }
 
