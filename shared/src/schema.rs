@@ -45,8 +45,8 @@ pub use plan::{
     ReviewNote, YearEnd,
 };
 pub use resolution::{
-    Adoption, Ballot, Choice, Resolution, ResolutionSection, ResolutionSections, ResolutionStatus,
-    ResolutionTask, ResolutionText, Tally, Vote, cast_vote,
+    Adoption, Ballot, COMMITTEE_OWNER, Choice, Resolution, ResolutionSection, ResolutionSections,
+    ResolutionStatus, ResolutionTask, ResolutionText, Tally, Vote, cast_vote,
 };
 pub use text::{LongText, TextField, TextPath, read_text, splice_text, splice_text_in};
 

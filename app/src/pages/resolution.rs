@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chibo_shared::review::{self, PARTY_MAJORITY, VoteTally};
 use chibo_shared::schema::{
-    Ballot, DocPath, LongText, Resolution, ResolutionSection, ResolutionStatus, ResolutionTask,
+    Ballot, COMMITTEE_OWNER, DocPath, LongText, Resolution, ResolutionSection, ResolutionStatus, ResolutionTask,
     ResolutionText, hydrate,
 };
 use leptos::logging::error;
@@ -20,9 +20,6 @@ use crate::i18n::{CommitteeTexts, use_committee_texts as ct};
 use crate::pages::{doc_memo, edit_doc, member_options, new_item_id, now};
 use crate::sync::SyncHandle;
 use crate::{member_name, use_account, use_branch, use_roster};
-
-/// The owner value for tasks the committee as a body carries.
-pub(crate) const COMMITTEE_OWNER: &str = "chi-uy";
 
 #[component]
 pub fn ResolutionPage() -> impl IntoView {

@@ -8,10 +8,11 @@ use automerge::{ActorId, Automerge};
 use sha2::{Digest, Sha256};
 
 use super::forum::{guests_list, sessions_list};
+use super::resolution::tasks_list;
 use super::{
-    Attendance, AttendanceStatus, BranchKind, BranchProfile, DocKind, DocPath, Forum, ForumText, Guest,
-    SchemaError, ScriptSection, SelfAssessment, Session, insert_item, new_document, splice_text_in,
-    update_in,
+    Attendance, AttendanceStatus, BranchKind, BranchProfile, COMMITTEE_OWNER, DocKind, DocPath, Forum, ForumText,
+    Guest, LongText, Resolution, ResolutionSection, ResolutionTask, ResolutionText, SchemaError, ScriptSection,
+    SelfAssessment, Session, insert_item, new_document, splice_text_in, update_in,
 };
 use crate::catalogue::Catalogue;
 use crate::ids::{BranchId, DocumentId, ForumId, MemberId};
@@ -24,6 +25,8 @@ pub const FORUM_PREPARED_AT: i64 = 1_773_147_600;
 pub const MINUTES_STARTED_AT: i64 = 1_773_536_700;
 /// The year of the demo personal plans.
 pub const PLAN_YEAR: u16 = 2026;
+/// When the demo committee drafted the resolution (2026-03-20 09:00, UTC+7).
+pub const RESOLUTION_DRAFTED_AT: i64 = 1_773_972_000;
 
 /// A person's role on the demo roster (the server's role names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,7 +139,11 @@ fn member_id(label: &str) -> MemberId {
 /// document: what a client needs to open the demo branch cheaply.
 pub fn demo_paths() -> Vec<DocPath> {
     let (branch, forum) = (demo_branch_id(), demo_forum_id());
-    let mut paths = vec![DocPath::BranchProfile { branch }, DocPath::Forum { branch, forum }];
+    let mut paths = vec![
+        DocPath::BranchProfile { branch },
+        DocPath::Forum { branch, forum },
+        DocPath::Resolution { branch, forum },
+    ];
     for (label, _, _) in ROSTER {
         let member = member_id(label);
         paths.push(DocPath::SelfAssessment { branch, forum, member });
@@ -163,6 +170,7 @@ fn build() -> Result<DemoBranch, SchemaError> {
     let mut docs: Vec<(DocPath, Automerge)> = Vec::new();
     docs.push((DocPath::BranchProfile { branch }, profile(secretary, &roster)?));
     docs.push((DocPath::Forum { branch, forum: forum_id }, forum(secretary, clerk, &roster)?));
+    docs.push((DocPath::Resolution { branch, forum: forum_id }, resolution(secretary)?));
     for member in &roster {
         let path = DocPath::SelfAssessment { branch, forum: forum_id, member: member.id };
         docs.push((path, self_assessment(member)?));
@@ -255,6 +263,56 @@ fn forum(
     );
     splice_text_in(&mut tx, &ForumText::Minutes, 0, 0, &minutes)?;
     tx.commit_with(commit_options(MINUTES_STARTED_AT));
+    Ok(doc)
+}
+
+/// The committee's draft resolution after the forum (a draft: the vote is not open).
+const RESOLUTION_SECTIONS: [(ResolutionSection, &str); 4] = [
+    (
+        ResolutionSection::Basis,
+        "Căn cứ Nghị quyết Trung ương 4 khóa XII; kết quả diễn đàn chi bộ ngày 15/3/2026.",
+    ),
+    (
+        ResolutionSection::Assessment,
+        "Đa số đảng viên giữ vững lập trường; một số đồng chí còn ngại va chạm trong tự phê bình và phê bình.",
+    ),
+    (
+        ResolutionSection::TasksAndSolutions,
+        "Mỗi đảng viên tự liên hệ 27 biểu hiện, xây dựng kế hoạch \"2 trong 1\" và ký cam kết.",
+    ),
+    (
+        ResolutionSection::Implementation,
+        "Chi ủy kiểm điểm tiến độ hằng tháng trong sinh hoạt chi bộ; báo cáo Đảng ủy 6 tháng một lần.",
+    ),
+];
+
+fn resolution(secretary: &DemoMember) -> Result<Automerge, SchemaError> {
+    let mut doc = new_document(DocKind::Resolution, secretary.actor.clone());
+    let mut tx = doc.transaction();
+    update_in(&mut tx, |r: &mut Resolution| {
+        "01-NQ/CB".clone_into(&mut r.number);
+        "Nghị quyết về tăng cường xây dựng, chỉnh đốn Đảng theo Nghị quyết Trung ương 4".clone_into(&mut r.title);
+        "2026-03-20".clone_into(&mut r.date);
+    })?;
+    for (section, text) in RESOLUTION_SECTIONS {
+        splice_text_in(&mut tx, &ResolutionText::Section(section), 0, 0, text)?;
+    }
+    let tasks = [
+        ("task-1", COMMITTEE_OWNER.to_owned(), "2026-04-30", "Hoàn thành kế hoạch \"2 trong 1\" của từng đảng viên"),
+        ("task-2", secretary.id.to_string(), "2026-12-31", "Kiểm điểm tiến độ trong sinh hoạt chi bộ hằng tháng"),
+    ];
+    for (id, owner, deadline, content) in tasks {
+        let task = ResolutionTask {
+            id: id.to_owned(),
+            content: LongText::new(content),
+            owner,
+            deadline: deadline.to_owned(),
+            measure: LongText::default(),
+            manifestation_codes: Vec::new(),
+        };
+        insert_item(&mut tx, &tasks_list(), None, &task)?;
+    }
+    tx.commit_with(commit_options(RESOLUTION_DRAFTED_AT));
     Ok(doc)
 }
 

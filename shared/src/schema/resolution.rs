@@ -56,13 +56,16 @@ pub struct ResolutionSections {
     pub implementation: LongText,
 }
 
+/// The [`ResolutionTask::owner`] of a task the committee carries as a body ("Chi ủy").
+pub const COMMITTEE_OWNER: &str = "chi-uy";
+
 /// A task or solution with who does it, by when, and how it is measured.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
 pub struct ResolutionTask {
     #[key]
     pub id: String,
     pub content: LongText,
-    /// A member id or the body responsible ("Chi ủy").
+    /// A member id, or [`COMMITTEE_OWNER`] for the committee as a body.
     pub owner: String,
     /// `YYYY-MM-DD`, or empty.
     pub deadline: String,
@@ -177,6 +180,11 @@ impl Document for Ballot {
     fn genesis_value() -> Self {
         Ballot { vote: None }
     }
+}
+
+/// Path of the resolution's task list, for deterministic inserts (demo).
+pub(crate) fn tasks_list() -> Vec<Step> {
+    vec![Step::Field("tasks")]
 }
 
 /// Casts (or changes) the member's vote in their ballot as one whole object: the old vote is

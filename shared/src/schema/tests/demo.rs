@@ -11,8 +11,8 @@ fn demo_branch_documents_all_hydrate() {
     assert_eq!(demo.roster.len(), 7);
     let count = |role| demo.roster.iter().filter(|m| m.role == role).count();
     assert_eq!((count(DemoRole::Secretary), count(DemoRole::Clerk), count(DemoRole::Member)), (1, 1, 5));
-    // Profile + forum + (self-assessment + plan) per person.
-    assert_eq!(demo.documents.len(), 2 + 2 * demo.roster.len());
+    // Profile + forum + resolution + (self-assessment + plan) per person.
+    assert_eq!(demo.documents.len(), 3 + 2 * demo.roster.len());
     assert_eq!(demo.paths.len(), demo.documents.len());
 
     for (path, (id, doc)) in demo.paths.iter().zip(&demo.documents) {
