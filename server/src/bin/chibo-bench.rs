@@ -125,6 +125,20 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// `VmRSS` split as the kernel reports it: (anonymous, file-backed, shared memory) KiB, to tell
+/// the heap from SQLite's mapped files.
+fn rss_parts(pid: u32) -> anyhow::Result<(u64, u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no {name}"))
+    };
+    Ok((field("RssAnon:")?, field("RssFile:")?, field("RssShmem:")?))
+}
+
 fn client(dir: &Path, name: &str) -> anyhow::Result<Client> {
     let store = Arc::new(FsStore::open(dir.join(name))?);
     Ok(Client::start(store, PeerId::new(name)?, ActorId::from(name.as_bytes().to_vec())))
@@ -310,8 +324,9 @@ async fn rss_touched(n: usize) -> anyhow::Result<()> {
         futures::future::try_join_all(wave).await?;
         if touched == checkpoint || touched == n {
             relay.wait_all_evicted().await?;
+            let (anon, file, shmem) = rss_parts(relay.child.id())?;
             println!(
-                "rss-touched: relay RSS {} KiB after {touched} documents touched ({device} devices, {:.0} s)",
+                "rss-touched: relay RSS {} KiB (anonymous {anon}, file {file}, shmem {shmem}) after {touched} documents touched ({device} devices, {:.0} s)",
                 relay.rss_kib()?,
                 start.elapsed().as_secs_f64()
             );
