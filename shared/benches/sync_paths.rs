@@ -66,7 +66,8 @@ fn frame(data: Vec<u8>) -> Message {
 fn wire(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire");
     let doc = typed(1000, b"phone");
-    let one = message_between(&doc, &doc.fork_at(&doc.get_changes(&[])[999].deps().to_vec()).unwrap_or_default());
+    let one =
+        message_between(&doc, &doc.fork_at(&doc.get_changes(&[])[999].deps().to_vec()).unwrap_or_default());
     let all = message_between(&doc, &Automerge::new());
     for (name, m) in [("1_change", one), ("1000_changes", all)] {
         let msg = frame(m.encode());

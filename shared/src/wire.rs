@@ -242,7 +242,10 @@ impl Message {
             "chibo-heads-differ" => Message::HeadsDiffer {
                 sender: map.peer("senderId")?,
                 target: map.peer("targetId")?,
-                documents: map.packed("documents", 16)?.map(|e| DocumentId::from_bytes(to_array(e))).collect(),
+                documents: map
+                    .packed("documents", 16)?
+                    .map(|e| DocumentId::from_bytes(to_array(e)))
+                    .collect(),
             },
             "remote-subscription-change" => Message::Ignored { kind: "remote-subscription-change" },
             "remote-heads-changed" => Message::Ignored { kind: "remote-heads-changed" },
@@ -421,7 +424,8 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let doc = DocumentId::from_bytes([9; 16]);
-        let md = Some(PeerMetadata { storage_id: Some("s1".into()), is_ephemeral: false, heads_summary: true });
+        let md =
+            Some(PeerMetadata { storage_id: Some("s1".into()), is_ephemeral: false, heads_summary: true });
         let msgs = vec![
             Message::Join { sender: p("a"), supported_versions: vec!["1".into()], metadata: md.clone() },
             Message::Peer { sender: p("r"), target: p("a"), selected_version: "1".into(), metadata: md },
@@ -441,7 +445,10 @@ mod tests {
             Message::HeadsSummary {
                 sender: p("a"),
                 target: p("r"),
-                documents: vec![(doc, HeadsDigest([7; 8])), (DocumentId::from_bytes([3; 16]), HeadsDigest::of(&[]))],
+                documents: vec![
+                    (doc, HeadsDigest([7; 8])),
+                    (DocumentId::from_bytes([3; 16]), HeadsDigest::of(&[])),
+                ],
             },
             Message::HeadsSummary { sender: p("a"), target: p("r"), documents: vec![] },
             Message::HeadsDiffer { sender: p("r"), target: p("a"), documents: vec![doc] },

@@ -363,7 +363,9 @@ async fn idle_socket(url: &str, i: usize) -> anyhow::Result<Socket> {
     ws.send(Ws::Binary(join.encode().into())).await?;
     loop {
         match ws.next().await {
-            Some(Ok(Ws::Binary(b))) if matches!(Message::decode(&b), Ok(Message::Peer { .. })) => return Ok(ws),
+            Some(Ok(Ws::Binary(b))) if matches!(Message::decode(&b), Ok(Message::Peer { .. })) => {
+                return Ok(ws);
+            }
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(e.into()),
             None => bail!("the relay closed connection {i} during the handshake"),
@@ -595,6 +597,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => bail!("usage: chibo-bench sync-1000 | rss-docs [N] | rss-touched [N] | idle-conns [N] | reconnect [N…]"),
+        _ => bail!(
+            "usage: chibo-bench sync-1000 | rss-docs [N] | rss-touched [N] | idle-conns [N] | reconnect [N…]"
+        ),
     }
 }

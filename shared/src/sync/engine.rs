@@ -251,6 +251,12 @@ impl<A: Access> Engine<A> {
         self.docs.len()
     }
 
+    /// How many documents the engine's table has room for without growing: a `HashMap` keeps
+    /// its largest size, and a slot is as big as a document's in-memory state.
+    pub fn documents_capacity(&self) -> usize {
+        self.docs.capacity()
+    }
+
     /// Whether `doc` is in memory (loaded or loading): what [`Input::StorageChanged`] is for.
     pub fn has_document(&self, doc: &DocumentId) -> bool {
         self.docs.contains_key(doc)
@@ -359,6 +365,7 @@ impl<A: Access> Engine<A> {
             self.conns.values().any(|c| matches!(&c.state, ConnState::Ready { remote } if remote == peer));
         if !still_here {
             self.ephemeral_seen.retain(|(sender, _), _| sender != peer);
+            shrink_if_sparse(&mut self.ephemeral_seen);
         }
     }
 
@@ -1114,6 +1121,17 @@ impl<A: Access> Engine<A> {
                 && !d.write_wanted
         }) {
             self.docs.remove(&doc);
+            shrink_if_sparse(&mut self.docs);
         }
+    }
+}
+
+/// Gives memory back once a map is mostly empty: a `HashMap` never shrinks by itself, so after a
+/// burst (a relay serving thousands of documents at once, `Doc` slots of about 1 KiB each) the
+/// table would keep its peak size for good (found with heaptrack, `bench/MEMORY.md`).
+fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    const KEEP: usize = 64;
+    if map.capacity() > KEEP && map.len() * 4 < map.capacity() {
+        map.shrink_to((map.len() * 2).max(KEEP));
     }
 }

@@ -929,7 +929,11 @@ fn after_lost_notifications_reloading_what_is_in_memory_catches_up() {
 
 /// A device and a relay that have synced `n` documents; the device is offline again and the
 /// relay has forgotten them. Returns the network, relay, device and documents.
-fn synced_then_offline(client_plain: bool, relay_plain: bool, n: u8) -> (Network, NodeId, NodeId, Vec<DocumentId>) {
+fn synced_then_offline(
+    client_plain: bool,
+    relay_plain: bool,
+    n: u8,
+) -> (Network, NodeId, NodeId, Vec<DocumentId>) {
     let mut net = Network::new(u64::from(n) + 40);
     let relay = if relay_plain { net.add_plain_node(Role::Relay) } else { net.add_node(Role::Relay) };
     let a = if client_plain { net.add_plain_node(Role::Client) } else { net.add_node(Role::Client) };
@@ -957,12 +961,14 @@ fn synced_then_offline(client_plain: bool, relay_plain: bool, n: u8) -> (Network
 fn acknowledged(net: &Network, client: NodeId, doc: &DocumentId) -> bool {
     let ours = heads(net, client, doc);
     (0..200).map(ConnId).any(|conn| {
-        net.node(client).engine.sync_state(conn, doc).and_then(|s| s.their_heads.clone()).is_some_and(|mut t| {
-            t.sort();
-            let mut o = ours.clone();
-            o.sort();
-            t == o
-        })
+        net.node(client).engine.sync_state(conn, doc).and_then(|s| s.their_heads.clone()).is_some_and(
+            |mut t| {
+                t.sort();
+                let mut o = ours.clone();
+                o.sort();
+                t == o
+            },
+        )
     })
 }
 
@@ -1027,8 +1033,12 @@ fn the_summary_answer_names_only_documents_that_differ_and_those_converge() {
 
     net.connect(a, relay);
     net.run_until_quiescent();
-    let synced: BTreeSet<DocumentId> =
-        net.delivered.iter().filter(|d| d.kind == "sync" || d.kind == "request").filter_map(|d| d.doc).collect();
+    let synced: BTreeSet<DocumentId> = net
+        .delivered
+        .iter()
+        .filter(|d| d.kind == "sync" || d.kind == "request")
+        .filter_map(|d| d.doc)
+        .collect();
     assert_eq!(synced, BTreeSet::from([docs[0], docs[1]]));
     assert!(kinds(&net).contains(&"chibo-heads-differ"));
     for doc in &docs {
@@ -1066,5 +1076,37 @@ fn plain_reconnect_costs_one_sync_message_each_way_per_document() {
     let hops = net.run_in_rounds();
     assert_eq!(hops, 4);
     let sync_bytes: usize = net.delivered.iter().filter(|d| d.kind == "sync").map(|d| d.bytes).sum();
-    assert!(sync_bytes > 64 * docs.len(), "{sync_bytes} bytes: the plain protocol would already meet the goal");
+    assert!(
+        sync_bytes > 64 * docs.len(),
+        "{sync_bytes} bytes: the plain protocol would already meet the goal"
+    );
+}
+
+#[test]
+fn relay_gives_back_the_room_of_evicted_documents() {
+    let mut net = Network::new(77);
+    let relay = net.add_node(Role::Relay);
+    let a = net.add_node(Role::Client);
+    let docs: Vec<DocumentId> = (0..300u16)
+        .map(|i| {
+            let mut id = [9u8; 16];
+            id[..2].copy_from_slice(&i.to_le_bytes());
+            DocumentId::from_bytes(id)
+        })
+        .collect();
+    for &doc in &docs {
+        net.open(a, doc, Some(genesis()));
+    }
+    let link = net.connect(a, relay);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), docs.len());
+    assert!(net.node(relay).engine.documents_capacity() >= docs.len());
+    net.disconnect(link);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), 0);
+    assert!(
+        net.node(relay).engine.documents_capacity() <= 128,
+        "{}",
+        net.node(relay).engine.documents_capacity()
+    );
 }
