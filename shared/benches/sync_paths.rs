@@ -66,8 +66,7 @@ fn frame(data: Vec<u8>) -> Message {
 fn wire(c: &mut Criterion) {
     let mut g = c.benchmark_group("wire");
     let doc = typed(1000, b"phone");
-    let one =
-        message_between(&doc, &doc.fork_at(&doc.get_changes(&[])[999].deps().to_vec()).unwrap_or_default());
+    let one = message_between(&doc, &doc.fork_at(doc.get_changes(&[])[999].deps()).unwrap_or_default());
     let all = message_between(&doc, &Automerge::new());
     for (name, m) in [("1_change", one), ("1000_changes", all)] {
         let msg = frame(m.encode());
@@ -84,7 +83,7 @@ fn apply(c: &mut Criterion) {
     for n in [10, 1000] {
         let doc = typed(n, b"phone");
         let changes = doc.get_changes(&[]);
-        let before = doc.fork_at(&changes[changes.len() - 1].deps().to_vec()).unwrap_or_default();
+        let before = doc.fork_at(changes[changes.len() - 1].deps()).unwrap_or_default();
         let keystroke = message_between(&doc, &before);
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("1_change_onto_{n}_change_doc"), |b| {

@@ -341,7 +341,7 @@ fn raise_fd_limit() -> anyhow::Result<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
-    setrlimit(Resource::Nofile, limit.clone()).context("raising RLIMIT_NOFILE")?;
+    setrlimit(Resource::Nofile, limit).context("raising RLIMIT_NOFILE")?;
     Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
 }
 
