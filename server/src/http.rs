@@ -217,6 +217,7 @@ async fn sync(
     let max = state.config.max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(crate::relay::WS_READ_BUFFER_BYTES)
         .on_failed_upgrade(move |e| tracing::warn!(?peer, error = %e, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| sync_session(state, socket, peer, principal))
 }

@@ -41,6 +41,11 @@ use crate::store::sqlite::roster::RosterDb;
 use crate::store::{Store, StoreEvent};
 use chibo_shared::storage::Chunk;
 
+/// The WebSocket read buffer of each `/sync` connection. tungstenite's default, 128 KiB, is
+/// zero-filled on the first read, so every idle connection cost 135 KiB of resident memory
+/// (`chibo-bench idle-conns`); sync frames are mostly under 1 KiB, and a larger frame grows the
+/// buffer for as long as it takes to read it.
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Frames queued for one connection before it counts as too slow and is closed.
 const OUTBOX_FRAMES: usize = 4096;
 /// How often handshake timeouts are checked.

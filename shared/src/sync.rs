@@ -80,6 +80,11 @@ pub struct EngineConfig {
     pub handshake_timeout: Millis,
     /// The actor our local changes carry (a client's device actor); `None` for the relay.
     pub actor: Option<automerge::ActorId>,
+    /// Announce and use chibo's heads-summary extension with peers that announce it too: a
+    /// reconnecting client lists all its documents with a digest of their heads in one message,
+    /// and the relay answers only for those that differ (see `wire::Message::HeadsSummary`).
+    /// Peers that do not announce it (automerge-repo) get the plain protocol.
+    pub heads_summary: bool,
 }
 
 impl EngineConfig {
@@ -91,6 +96,7 @@ impl EngineConfig {
             max_message_bytes: 8 << 20,
             handshake_timeout: 30_000,
             actor: None,
+            heads_summary: true,
         }
     }
 }

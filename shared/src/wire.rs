@@ -21,7 +21,38 @@ const RECURSION_LIMIT: usize = 16;
 pub struct PeerMetadata {
     pub storage_id: Option<String>,
     pub is_ephemeral: bool,
+    /// chibo's extension (`chiboHeadsSummary: true`): this peer understands
+    /// [`Message::HeadsSummary`] and [`Message::HeadsDiffer`]. automerge-repo ignores the field
+    /// and never sends either message, so it keeps to the plain protocol.
+    pub heads_summary: bool,
 }
+
+/// Bytes of [`HeadsDigest`].
+pub const HEADS_DIGEST_LEN: usize = 8;
+
+/// A document's heads in 8 bytes: the start of SHA-256 over the sorted heads. Two peers with the
+/// same digest hold the same heads (a collision, one in 2^64 per document, would leave that
+/// document unsynced on that connection until its next change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HeadsDigest(pub [u8; HEADS_DIGEST_LEN]);
+
+impl HeadsDigest {
+    pub fn of(heads: &[automerge::ChangeHash]) -> Self {
+        use sha2::Digest as _;
+        let mut sorted = heads.to_vec();
+        sorted.sort();
+        let mut h = sha2::Sha256::new_with_prefix(b"chibo/heads/v1\0");
+        for head in &sorted {
+            h.update(head.0);
+        }
+        let mut out = [0u8; HEADS_DIGEST_LEN];
+        out.copy_from_slice(&h.finalize()[..HEADS_DIGEST_LEN]);
+        Self(out)
+    }
+}
+
+/// Bytes per document in a [`Message::HeadsSummary`]: the document id, then its heads digest.
+const SUMMARY_ENTRY: usize = 16 + HEADS_DIGEST_LEN;
 
 /// One protocol message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +101,22 @@ pub enum Message {
         document: DocumentId,
         data: Vec<u8>,
     },
+    /// chibo extension, only to a peer that announced `heads_summary`: on (re)connecting, every
+    /// document the sender wants to sync with its heads' digest, in one message instead of one
+    /// sync message each.
+    HeadsSummary {
+        sender: PeerId,
+        target: PeerId,
+        documents: Vec<(DocumentId, HeadsDigest)>,
+    },
+    /// chibo extension, the answer to a [`Message::HeadsSummary`]: the documents of it that the
+    /// plain protocol must sync. Every other document of the summary is known to be identical on
+    /// both sides.
+    HeadsDiffer {
+        sender: PeerId,
+        target: PeerId,
+        documents: Vec<DocumentId>,
+    },
     /// Known message types we accept and ignore (`remote-subscription-change`,
     /// `remote-heads-changed`): a relay without storage-id gossip has nothing to do with them.
     Ignored {
@@ -117,6 +164,8 @@ impl Message {
             Message::Sync { .. } => "sync",
             Message::DocUnavailable { .. } => "doc-unavailable",
             Message::Ephemeral { .. } => "ephemeral",
+            Message::HeadsSummary { .. } => "chibo-heads-summary",
+            Message::HeadsDiffer { .. } => "chibo-heads-differ",
             Message::Ignored { kind } => kind,
         }
     }
@@ -179,6 +228,25 @@ impl Message {
                 document: map.document()?,
                 data: map.bytes("data")?,
             },
+            "chibo-heads-summary" => Message::HeadsSummary {
+                sender: map.peer("senderId")?,
+                target: map.peer("targetId")?,
+                documents: map
+                    .packed("documents", SUMMARY_ENTRY)?
+                    .map(|e| {
+                        let (doc, digest) = e.split_at(16);
+                        (DocumentId::from_bytes(to_array(doc)), HeadsDigest(to_array(digest)))
+                    })
+                    .collect(),
+            },
+            "chibo-heads-differ" => Message::HeadsDiffer {
+                sender: map.peer("senderId")?,
+                target: map.peer("targetId")?,
+                documents: map
+                    .packed("documents", 16)?
+                    .map(|e| DocumentId::from_bytes(to_array(e)))
+                    .collect(),
+            },
             "remote-subscription-change" => Message::Ignored { kind: "remote-subscription-change" },
             "remote-heads-changed" => Message::Ignored { kind: "remote-heads-changed" },
             _ => return Err(DecodeError::UnknownType(kind)),
@@ -235,6 +303,21 @@ impl Message {
                 put("documentId", Value::Text(document.to_string()));
                 put("data", Value::Bytes(data.clone()));
             }
+            Message::HeadsSummary { sender, target, documents } => {
+                put("senderId", peer(sender));
+                put("targetId", peer(target));
+                let mut packed = Vec::with_capacity(documents.len() * SUMMARY_ENTRY);
+                for (doc, digest) in documents {
+                    packed.extend_from_slice(doc.as_bytes());
+                    packed.extend_from_slice(&digest.0);
+                }
+                put("documents", Value::Bytes(packed));
+            }
+            Message::HeadsDiffer { sender, target, documents } => {
+                put("senderId", peer(sender));
+                put("targetId", peer(target));
+                put("documents", Value::Bytes(documents.iter().flat_map(|d| *d.as_bytes()).collect()));
+            }
             Message::Ignored { .. } => {}
         }
         let mut out = Vec::new();
@@ -256,7 +339,17 @@ fn encode_metadata(md: &PeerMetadata) -> Value {
         m.push((Value::Text("storageId".into()), Value::Text(s.clone())));
     }
     m.push((Value::Text("isEphemeral".into()), Value::Bool(md.is_ephemeral)));
+    if md.heads_summary {
+        m.push((Value::Text("chiboHeadsSummary".into()), Value::Bool(true)));
+    }
     Value::Map(m)
+}
+
+/// The first `N` bytes of `s` (callers pass slices of exactly `N`).
+fn to_array<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&s[..N]);
+    out
 }
 
 struct Fields(BTreeMap<String, Value>);
@@ -284,6 +377,14 @@ impl Fields {
         }
     }
 
+    /// A byte string of fixed-size entries.
+    fn packed(&self, f: &'static str, entry: usize) -> Result<std::slice::ChunksExact<'_, u8>, DecodeError> {
+        match self.0.get(f) {
+            Some(Value::Bytes(b)) if b.len() % entry == 0 => Ok(b.chunks_exact(entry)),
+            _ => Err(DecodeError::Field(f)),
+        }
+    }
+
     fn uint(&self, f: &'static str) -> Result<u64, DecodeError> {
         match self.0.get(f) {
             Some(Value::Integer(i)) => u64::try_from(*i).map_err(|_| DecodeError::Field(f)),
@@ -304,6 +405,7 @@ impl Fields {
             match (k.as_text(), v) {
                 (Some("storageId"), Value::Text(s)) => md.storage_id = Some(s.clone()),
                 (Some("isEphemeral"), Value::Bool(b)) => md.is_ephemeral = *b,
+                (Some("chiboHeadsSummary"), Value::Bool(b)) => md.heads_summary = *b,
                 _ => {}
             }
         }
@@ -322,7 +424,8 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let doc = DocumentId::from_bytes([9; 16]);
-        let md = Some(PeerMetadata { storage_id: Some("s1".into()), is_ephemeral: false });
+        let md =
+            Some(PeerMetadata { storage_id: Some("s1".into()), is_ephemeral: false, heads_summary: true });
         let msgs = vec![
             Message::Join { sender: p("a"), supported_versions: vec!["1".into()], metadata: md.clone() },
             Message::Peer { sender: p("r"), target: p("a"), selected_version: "1".into(), metadata: md },
@@ -339,6 +442,16 @@ mod tests {
                 document: doc,
                 data: vec![1],
             },
+            Message::HeadsSummary {
+                sender: p("a"),
+                target: p("r"),
+                documents: vec![
+                    (doc, HeadsDigest([7; 8])),
+                    (DocumentId::from_bytes([3; 16]), HeadsDigest::of(&[])),
+                ],
+            },
+            Message::HeadsSummary { sender: p("a"), target: p("r"), documents: vec![] },
+            Message::HeadsDiffer { sender: p("r"), target: p("a"), documents: vec![doc] },
         ];
         for m in msgs {
             assert_eq!(Message::decode(&m.encode()), Ok(m));
@@ -404,6 +517,25 @@ mod tests {
             ("data", Value::Bytes(vec![1])),
         ]);
         assert!(matches!(Message::decode(&bad_doc), Err(DecodeError::Id { field: "documentId", .. })));
+    }
+
+    #[test]
+    fn a_summary_that_is_not_whole_entries_is_refused() {
+        let f = frame(vec![
+            ("type", Value::Text("chibo-heads-summary".into())),
+            ("senderId", Value::Text("a".into())),
+            ("targetId", Value::Text("b".into())),
+            ("documents", Value::Bytes(vec![1; 25])),
+        ]);
+        assert_eq!(Message::decode(&f), Err(DecodeError::Field("documents")));
+    }
+
+    #[test]
+    fn heads_digest_ignores_order() {
+        let (a, b) = (automerge::ChangeHash([1; 32]), automerge::ChangeHash([2; 32]));
+        assert_eq!(HeadsDigest::of(&[a, b]), HeadsDigest::of(&[b, a]));
+        assert_ne!(HeadsDigest::of(&[a]), HeadsDigest::of(&[a, b]));
+        assert_ne!(HeadsDigest::of(&[]), HeadsDigest::of(&[a]));
     }
 
     #[test]

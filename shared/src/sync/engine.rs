@@ -13,7 +13,7 @@ use super::{
 };
 use crate::ids::{DocumentId, PeerId};
 use crate::storage::{Chunk, ChunkKey, StoredChunks, WriteBatch, load_chunk_into, load_chunks};
-use crate::wire::{Message, PROTOCOL_V1, PeerMetadata};
+use crate::wire::{HeadsDigest, Message, PROTOCOL_V1, PeerMetadata};
 
 /// Misuse of the engine's direct API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +43,20 @@ struct Conn<P> {
     state: ConnState,
     /// Documents this connection takes part in.
     docs: BTreeSet<DocumentId>,
+    /// Both sides speak the heads-summary extension (see [`Message::HeadsSummary`]).
+    summary: bool,
+    /// Client: the documents (and the heads) of the summary we sent, held back from plain sync on
+    /// this connection until the relay's [`Message::HeadsDiffer`] says which differ.
+    summary_sent: Option<Vec<(DocumentId, Vec<ChangeHash>)>>,
+    /// Relay: the summary being answered (documents still loading, those found to differ).
+    summary_answer: Option<SummaryAnswer>,
+}
+
+/// Relay: a [`Message::HeadsSummary`] whose answer waits for documents to load.
+#[derive(Default)]
+struct SummaryAnswer {
+    loading: usize,
+    differ: Vec<DocumentId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +102,8 @@ struct Doc {
     seed: Option<Vec<u8>>,
     /// Chunks another process stored while this document was loading; applied once it is loaded.
     from_storage: Vec<Chunk>,
+    /// Relay: heads digests of connections' summaries, compared once the document is loaded.
+    digests: Vec<(ConnId, HeadsDigest)>,
 }
 
 struct PeerDoc {
@@ -103,6 +119,23 @@ struct PeerDoc {
 impl PeerDoc {
     fn new() -> Self {
         Self { sync: automerge::sync::State::new(), sent_any: false, told_heads: Vec::new() }
+    }
+
+    /// A peer known (from a heads summary) to hold exactly `heads`, as we do: the sync state a
+    /// completed plain sync at `heads` would have left, so nothing is sent until either side
+    /// changes, and then only the changes after `heads`.
+    fn synced_at(heads: Vec<ChangeHash>) -> Self {
+        let mut sync = automerge::sync::State::new();
+        sync.shared_heads.clone_from(&heads);
+        sync.last_sent_heads.clone_from(&heads);
+        sync.their_heads = Some(heads.clone());
+        sync.their_need = Some(Vec::new());
+        sync.their_have = Some(vec![automerge::sync::Have {
+            last_sync: heads.clone(),
+            bloom: automerge::sync::BloomFilter::default(),
+        }]);
+        sync.have_responded = true;
+        Self { sync, sent_any: true, told_heads: heads }
     }
 }
 
@@ -136,6 +169,7 @@ impl Doc {
             storage_broken: false,
             seed,
             from_storage: Vec::new(),
+            digests: Vec::new(),
         }
     }
 
@@ -217,6 +251,12 @@ impl<A: Access> Engine<A> {
         self.docs.len()
     }
 
+    /// How many documents the engine's table has room for without growing: a `HashMap` keeps
+    /// its largest size, and a slot is as big as a document's in-memory state.
+    pub fn documents_capacity(&self) -> usize {
+        self.docs.capacity()
+    }
+
     /// Whether `doc` is in memory (loaded or loading): what [`Input::StorageChanged`] is for.
     pub fn has_document(&self, doc: &DocumentId) -> bool {
         self.docs.contains_key(doc)
@@ -228,6 +268,11 @@ impl<A: Access> Engine<A> {
         let mut docs: Vec<DocumentId> = self.docs.keys().copied().collect();
         docs.sort();
         docs
+    }
+
+    /// How many (sender, session) ephemeral counters are kept (what a relay remembers of presence).
+    pub fn ephemeral_sessions_remembered(&self) -> usize {
+        self.ephemeral_seen.len()
     }
 
     pub fn connections(&self) -> usize {
@@ -255,7 +300,16 @@ impl<A: Access> Engine<A> {
             Direction::Inbound => ConnState::AwaitingJoin,
             Direction::Outbound => ConnState::AwaitingPeer,
         };
-        self.conns.insert(conn, Conn { principal, opened_at: self.now, state, docs: BTreeSet::new() });
+        let c = Conn {
+            principal,
+            opened_at: self.now,
+            state,
+            docs: BTreeSet::new(),
+            summary: false,
+            summary_sent: None,
+            summary_answer: None,
+        };
+        self.conns.insert(conn, c);
         if direction == Direction::Outbound {
             let join = Message::Join {
                 sender: self.config.peer_id.clone(),
@@ -267,7 +321,11 @@ impl<A: Access> Engine<A> {
     }
 
     fn metadata(&self) -> PeerMetadata {
-        PeerMetadata { storage_id: self.config.storage_id.clone(), is_ephemeral: false }
+        PeerMetadata {
+            storage_id: self.config.storage_id.clone(),
+            is_ephemeral: false,
+            heads_summary: self.config.heads_summary,
+        }
     }
 
     fn send(&mut self, conn: ConnId, msg: &Message) {
@@ -283,6 +341,9 @@ impl<A: Access> Engine<A> {
 
     fn drop_conn(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        if let ConnState::Ready { remote } = &c.state {
+            self.forget_ephemeral_sender(remote);
+        }
         for doc in c.docs {
             if let Some(d) = self.docs.get_mut(&doc) {
                 d.peers.remove(&conn);
@@ -290,8 +351,21 @@ impl<A: Access> Engine<A> {
                     queue.retain(|q| q.conn != conn);
                 }
                 d.deferred.retain(|q| q.conn != conn);
+                d.digests.retain(|(c, _)| *c != conn);
             }
             self.maybe_evict(doc);
+        }
+    }
+
+    /// Once no connection is left to `peer`, forgets the counters of the ephemeral sessions it
+    /// originated: otherwise every peer that ever sent presence would stay in memory for good. A
+    /// peer that comes back starts a new session or counts on from where it was; either passes.
+    fn forget_ephemeral_sender(&mut self, peer: &PeerId) {
+        let still_here =
+            self.conns.values().any(|c| matches!(&c.state, ConnState::Ready { remote } if remote == peer));
+        if !still_here {
+            self.ephemeral_seen.retain(|(sender, _), _| sender != peer);
+            shrink_if_sparse(&mut self.ephemeral_seen);
         }
     }
 
@@ -321,7 +395,7 @@ impl<A: Access> Engine<A> {
             Err(e) => return self.close(conn, CloseReason::Malformed(e)),
         };
         match (state, msg) {
-            (ConnState::AwaitingJoin, Message::Join { sender, supported_versions, .. }) => {
+            (ConnState::AwaitingJoin, Message::Join { sender, supported_versions, metadata }) => {
                 if !supported_versions.iter().any(|v| v == PROTOCOL_V1) {
                     let error = Message::Error {
                         sender: self.config.peer_id.clone(),
@@ -337,9 +411,13 @@ impl<A: Access> Engine<A> {
                     metadata: Some(self.metadata()),
                 };
                 self.send(conn, &peer);
+                self.note_summary_support(conn, metadata.as_ref());
                 self.become_ready(conn, sender);
             }
-            (ConnState::AwaitingPeer, Message::Peer { sender, .. }) => self.become_ready(conn, sender),
+            (ConnState::AwaitingPeer, Message::Peer { sender, metadata, .. }) => {
+                self.note_summary_support(conn, metadata.as_ref());
+                self.become_ready(conn, sender);
+            }
             (_, Message::Error { message, .. }) => self.close(conn, CloseReason::PeerError(message)),
             (_, Message::Leave { .. }) => self.close(conn, CloseReason::Left),
             (ConnState::AwaitingJoin | ConnState::AwaitingPeer, other) => {
@@ -352,11 +430,18 @@ impl<A: Access> Engine<A> {
         }
     }
 
+    fn note_summary_support(&mut self, conn: ConnId, metadata: Option<&PeerMetadata>) {
+        let theirs = metadata.is_some_and(|m| m.heads_summary);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.summary = theirs && self.config.heads_summary;
+        }
+    }
+
     fn become_ready(&mut self, conn: ConnId, remote: PeerId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.state = ConnState::Ready { remote: remote.clone() };
         }
-        self.out.push(Effect::PeerReady { conn, peer: remote });
+        self.out.push(Effect::PeerReady { conn, peer: remote.clone() });
         if self.config.role == Role::Client {
             let open: Vec<DocumentId> = self
                 .docs
@@ -364,10 +449,143 @@ impl<A: Access> Engine<A> {
                 .filter(|(_, d)| d.opened && d.loading.is_none())
                 .map(|(id, _)| *id)
                 .collect();
-            for doc in open {
+            let summary = self.conns.get(&conn).is_some_and(|c| c.summary);
+            let plain = if summary { self.send_summary(conn, remote, open) } else { open };
+            for doc in plain {
                 self.share(conn, doc);
             }
         }
+    }
+
+    /// Client: sends the heads summary of `open` documents to the relay on `conn` and holds
+    /// them back from plain sync there until it answers. Returns the documents to sync plainly
+    /// (empty ones: the relay answers those with `doc-unavailable` or its content).
+    fn send_summary(&mut self, conn: ConnId, remote: PeerId, open: Vec<DocumentId>) -> Vec<DocumentId> {
+        let (mut listed, mut plain) = (Vec::new(), Vec::new());
+        for doc in open {
+            match self.docs.get(&doc).map(|d| d.am.get_heads()) {
+                Some(heads) if !heads.is_empty() => listed.push((doc, heads)),
+                _ => plain.push(doc),
+            }
+        }
+        if listed.is_empty() {
+            return plain;
+        }
+        let msg = Message::HeadsSummary {
+            sender: self.config.peer_id.clone(),
+            target: remote,
+            documents: listed.iter().map(|(doc, heads)| (*doc, HeadsDigest::of(heads))).collect(),
+        };
+        self.send(conn, &msg);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.summary_sent = Some(listed);
+        }
+        plain
+    }
+
+    /// Client: the relay answered our summary. Documents it names sync plainly; every other one
+    /// is in sync at the heads we summarised (changes made since go out now).
+    fn on_heads_differ(&mut self, conn: ConnId, differ: &[DocumentId]) {
+        let Some(sent) = self.conns.get_mut(&conn).and_then(|c| c.summary_sent.take()) else { return };
+        for (doc, heads) in sent {
+            if differ.contains(&doc) || !self.docs.contains_key(&doc) {
+                self.share(conn, doc);
+            } else {
+                self.share_synced(conn, doc, heads);
+            }
+        }
+    }
+
+    /// Starts syncing `doc` with `conn` from a state where both sides hold `heads`.
+    fn share_synced(&mut self, conn: ConnId, doc: DocumentId, heads: Vec<ChangeHash>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.docs.insert(doc);
+        if let Some(d) = self.docs.get_mut(&doc) {
+            d.peers.entry(conn).or_insert_with(|| PeerDoc::synced_at(heads));
+        }
+        self.flush(doc);
+    }
+
+    /// Relay: a peer lists its documents with their heads' digests. Each is compared once
+    /// loaded; the answer names those that differ, which then sync plainly (we start).
+    fn on_heads_summary(&mut self, conn: ConnId, documents: Vec<(DocumentId, HeadsDigest)>) {
+        let usable = self.config.role == Role::Relay && self.conns.get(&conn).is_some_and(|c| c.summary);
+        if !usable {
+            return; // never announced: a peer that sends it anyway gets no answer
+        }
+        let mut answer = SummaryAnswer::default();
+        for (doc, digest) in documents {
+            if !self.may_read(conn, &doc) {
+                answer.differ.push(doc); // the plain request that follows gets `doc-unavailable`
+                continue;
+            }
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.docs.insert(doc);
+            }
+            let d = self.docs.entry(doc).or_insert_with(|| {
+                self.out.push(Effect::Load { doc });
+                Doc::loading(false, None)
+            });
+            if d.loading.is_some() {
+                d.digests.push((conn, digest));
+                answer.loading += 1;
+            } else if self.compare_digest(doc, conn, digest) {
+                answer.differ.push(doc);
+                self.flush(doc);
+            }
+        }
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let pending = c.summary_answer.get_or_insert_with(SummaryAnswer::default);
+        pending.loading += answer.loading;
+        pending.differ.append(&mut answer.differ);
+        self.maybe_answer_summary(conn);
+    }
+
+    /// Relay: whether `doc` (loaded) differs from what `conn` summarised; either way `conn` now
+    /// shares it, from a synced state when it does not differ. Anything not yet durable here
+    /// counts as differing, so the plain path's durability gate decides what they hear.
+    fn compare_digest(&mut self, doc: DocumentId, conn: ConnId, digest: HeadsDigest) -> bool {
+        let Some(d) = self.docs.get_mut(&doc) else { return true };
+        let durable = !d.change_write_in_flight() && !d.write_wanted && d.deferred.is_empty();
+        let heads = d.am.get_heads();
+        if durable && HeadsDigest::of(&heads) == digest {
+            d.peers.entry(conn).or_insert_with(|| PeerDoc::synced_at(heads));
+            false
+        } else {
+            d.peers.entry(conn).or_insert_with(PeerDoc::new);
+            true
+        }
+    }
+
+    /// Relay: compares the digests that waited for `doc` to load.
+    fn answer_digests(&mut self, doc: DocumentId) {
+        let Some(d) = self.docs.get_mut(&doc) else { return };
+        for (conn, digest) in std::mem::take(&mut d.digests) {
+            let differs = self.compare_digest(doc, conn, digest);
+            if let Some(answer) = self.conns.get_mut(&conn).and_then(|c| c.summary_answer.as_mut()) {
+                answer.loading = answer.loading.saturating_sub(1);
+                if differs {
+                    answer.differ.push(doc);
+                }
+            }
+            self.maybe_answer_summary(conn);
+        }
+    }
+
+    /// Relay: sends the answer to `conn`'s summary once every document of it is compared.
+    fn maybe_answer_summary(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.summary_answer.as_ref().is_none_or(|a| a.loading > 0) {
+            return;
+        }
+        let Some(answer) = c.summary_answer.take() else { return };
+        let ConnState::Ready { remote } = &c.state else { return };
+        let msg = Message::HeadsDiffer {
+            sender: self.config.peer_id.clone(),
+            target: remote.clone(),
+            documents: answer.differ,
+        };
+        self.send(conn, &msg);
     }
 
     /// Starts syncing `doc` with `conn`.
@@ -387,7 +605,9 @@ impl<A: Access> Engine<A> {
             Message::Request { sender, target, .. }
             | Message::Sync { sender, target, .. }
             | Message::DocUnavailable { sender, target, .. }
-            | Message::Ephemeral { sender, target, .. } => (sender.clone(), target.clone()),
+            | Message::Ephemeral { sender, target, .. }
+            | Message::HeadsSummary { sender, target, .. }
+            | Message::HeadsDiffer { sender, target, .. } => (sender.clone(), target.clone()),
             _ => return, // ignored message kinds
         };
         // Ephemeral messages travel with their originator's `senderId`: automerge-repo forwards
@@ -405,6 +625,10 @@ impl<A: Access> Engine<A> {
             Message::Sync { document, data, .. } => self.on_sync(conn, document, &data, false),
             Message::DocUnavailable { document, .. } => {
                 self.out.push(Effect::DocUnavailable { doc: document, conn });
+            }
+            Message::HeadsSummary { documents, .. } => self.on_heads_summary(conn, documents),
+            Message::HeadsDiffer { documents, .. } if self.config.role == Role::Client => {
+                self.on_heads_differ(conn, &documents);
             }
             Message::Ephemeral { document, session, count, data, .. } => {
                 if !self.may_read(conn, &document) || sender == self.config.peer_id {
@@ -687,9 +911,9 @@ impl<A: Access> Engine<A> {
         match self.config.role {
             Role::Relay => {
                 // Nothing was applied; the peers that asked reconnect and ask again.
-                self.docs.remove(&doc);
-                for q in queue {
-                    self.close(q.conn, CloseReason::StorageFailure(doc));
+                let summarised = self.docs.remove(&doc).map(|d| d.digests).unwrap_or_default();
+                for conn in queue.iter().map(|q| q.conn).chain(summarised.into_iter().map(|(c, _)| c)) {
+                    self.close(conn, CloseReason::StorageFailure(doc));
                 }
             }
             Role::Client => {
@@ -720,6 +944,7 @@ impl<A: Access> Engine<A> {
         if let Some(seed) = seed {
             self.apply_seed(doc, &seed);
         }
+        self.answer_digests(doc);
         self.apply_sync(doc, queue);
         if opened && self.config.role == Role::Client {
             let ready: Vec<ConnId> = self
@@ -896,6 +1121,17 @@ impl<A: Access> Engine<A> {
                 && !d.write_wanted
         }) {
             self.docs.remove(&doc);
+            shrink_if_sparse(&mut self.docs);
         }
+    }
+}
+
+/// Gives memory back once a map is mostly empty: a `HashMap` never shrinks by itself, so after a
+/// burst (a relay serving thousands of documents at once, `Doc` slots of about 1 KiB each) the
+/// table would keep its peak size for good (found with heaptrack, `bench/MEMORY.md`).
+fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    const KEEP: usize = 64;
+    if map.capacity() > KEEP && map.len() * 4 < map.capacity() {
+        map.shrink_to((map.len() * 2).max(KEEP));
     }
 }

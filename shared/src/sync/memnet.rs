@@ -55,6 +55,20 @@ pub struct Node {
     /// Effects for the test to inspect (everything but sends and IO).
     pub events: Vec<Effect>,
     restarts: u32,
+    /// Speaks the plain automerge-repo protocol only (no chibo extension), like the JS client.
+    plain: bool,
+}
+
+/// One frame [`Network`] delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The receiving node.
+    pub to: NodeId,
+    /// Its message type (`wire::Message::type_name`).
+    pub kind: &'static str,
+    /// The document it is about, if any.
+    pub doc: Option<DocumentId>,
+    pub bytes: usize,
 }
 
 /// IO a node's host has yet to carry out.
@@ -88,6 +102,8 @@ pub struct Network {
     pub bytes_delivered: u64,
     /// Store notifications are lost (a host's listening connection broke) while set.
     pub lose_notifications: bool,
+    /// Every frame delivered, for cost assertions.
+    pub delivered: Vec<Delivered>,
 }
 
 impl Network {
@@ -102,6 +118,7 @@ impl Network {
             frames_delivered: 0,
             bytes_delivered: 0,
             lose_notifications: false,
+            delivered: Vec::new(),
         }
     }
 
@@ -113,7 +130,7 @@ impl Network {
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
     }
 
-    fn engine_for(role: Role, index: usize, restarts: u32) -> Engine<OpenAccess> {
+    fn engine_for(role: Role, index: usize, restarts: u32, plain: bool) -> Engine<OpenAccess> {
         let name = format!("{}-{index}-{restarts}", if role == Role::Relay { "relay" } else { "peer" });
         let peer = PeerId::new(name).unwrap_or_else(|_| unreachable!("generated peer ids are valid"));
         let mut config = EngineConfig::new(role, peer);
@@ -121,19 +138,30 @@ impl Network {
             // One actor per device, kept across restarts, as a real device's would be.
             config.actor = Some(automerge::ActorId::from(format!("device-{index}").into_bytes()));
         }
+        config.heads_summary = !plain;
         Engine::new(config, OpenAccess)
     }
 
     pub fn add_node(&mut self, role: Role) -> NodeId {
+        self.add_node_speaking(role, false)
+    }
+
+    /// A node that speaks only the plain automerge-repo protocol (as the JS client does).
+    pub fn add_plain_node(&mut self, role: Role) -> NodeId {
+        self.add_node_speaking(role, true)
+    }
+
+    fn add_node_speaking(&mut self, role: Role, plain: bool) -> NodeId {
         let id = NodeId(self.nodes.len());
         self.nodes.push(Node {
-            engine: Self::engine_for(role, id.0, 0),
+            engine: Self::engine_for(role, id.0, 0, plain),
             role,
             store: BTreeMap::new(),
             io: VecDeque::new(),
             store_group: id.0,
             events: Vec::new(),
             restarts: 0,
+            plain,
         });
         id
     }
@@ -225,7 +253,7 @@ impl Network {
         let n = &mut self.nodes[node.0];
         n.restarts += 1;
         n.io.clear();
-        n.engine = Self::engine_for(n.role, node.0, n.restarts);
+        n.engine = Self::engine_for(n.role, node.0, n.restarts, n.plain);
     }
 
     fn input(&mut self, node: NodeId, input: Input<()>) {
@@ -323,6 +351,9 @@ impl Network {
         }
         self.frames_delivered += 1;
         self.bytes_delivered += frame.len() as u64;
+        let (kind, doc) = crate::wire::Message::decode(&frame)
+            .map_or(("undecodable", None), |m| (m.type_name(), m.document()));
+        self.delivered.push(Delivered { to: node, kind, doc, bytes: frame.len() });
         self.input(node, Input::Frame { conn, bytes: frame });
         true
     }
@@ -364,6 +395,30 @@ impl Network {
             assert!(steps < LIMIT, "network did not quiesce after {LIMIT} steps");
         }
         steps
+    }
+
+    /// Runs to quiescence in rounds: all IO, then every frame in flight at the start of the round
+    /// (what arrives meanwhile waits for the next round). Returns how many rounds carried
+    /// frames: one-way hops, so a request and its answer count two.
+    pub fn run_in_rounds(&mut self) -> u32 {
+        let mut hops = 0;
+        loop {
+            while (0..self.nodes.len()).any(|i| self.do_io(NodeId(i))) {}
+            let due: Vec<(LinkId, usize, usize)> =
+                self.links.iter().map(|(id, l)| (*id, l.to_b.len(), l.to_a.len())).collect();
+            if due.iter().all(|(_, b, a)| b + a == 0) {
+                return hops;
+            }
+            hops += 1;
+            for (link, to_b, to_a) in due {
+                for _ in 0..to_b {
+                    self.deliver(link, true);
+                }
+                for _ in 0..to_a {
+                    self.deliver(link, false);
+                }
+            }
+        }
     }
 
     /// Runs at most `n` steps.

@@ -347,6 +347,15 @@ fn relay_passes_ephemeral_messages_on_under_their_sender_and_drops_echoes() {
     let spoof = wire::Message::Sync { sender: peer("a"), target: relay.clone(), document: doc, data: hello };
     let fx = e.handle(0, Input::Frame { conn: ConnId(1), bytes: spoof.encode() });
     assert!(fx.iter().any(|f| matches!(f, Effect::Close { reason: CloseReason::SenderMismatch { .. }, .. })));
+
+    // Once a has no connection left, its session counters are forgotten (bounded memory)...
+    assert_eq!(e.ephemeral_sessions_remembered(), 1);
+    e.handle(0, Input::Disconnected { conn: ConnId(0) });
+    assert_eq!(e.ephemeral_sessions_remembered(), 0);
+    // ...and c's presence still goes through.
+    let out = sent(e.handle(0, ephemeral(ConnId(2), "c", 1, 44)));
+    assert_eq!(e.ephemeral_sessions_remembered(), 1);
+    assert!(out.is_empty(), "b was closed above, a left: nobody to forward to: {out:?}");
 }
 
 #[test]
@@ -916,4 +925,188 @@ fn after_lost_notifications_reloading_what_is_in_memory_catches_up() {
     net.run_until_quiescent();
     assert_eq!(text(net.doc(b, &doc).expect("b")), "unheard ");
     assert_eq!(heads(&net, b, &doc), heads(&net, a, &doc));
+}
+
+/// A device and a relay that have synced `n` documents; the device is offline again and the
+/// relay has forgotten them. Returns the network, relay, device and documents.
+fn synced_then_offline(
+    client_plain: bool,
+    relay_plain: bool,
+    n: u8,
+) -> (Network, NodeId, NodeId, Vec<DocumentId>) {
+    let mut net = Network::new(u64::from(n) + 40);
+    let relay = if relay_plain { net.add_plain_node(Role::Relay) } else { net.add_node(Role::Relay) };
+    let a = if client_plain { net.add_plain_node(Role::Client) } else { net.add_node(Role::Client) };
+    let docs: Vec<DocumentId> = (0..n).map(|i| doc_id(100 + i)).collect();
+    for &doc in &docs {
+        net.open(a, doc, Some(genesis()));
+    }
+    net.run_until_quiescent();
+    for &doc in &docs {
+        assert!(edit(&mut net, a, doc, "x"));
+    }
+    let link = net.connect(a, relay);
+    net.run_until_quiescent();
+    for doc in &docs {
+        assert_eq!(heads(&net, a, doc), stored_doc(&net, relay, doc).get_heads());
+    }
+    net.disconnect(link);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), 0);
+    net.delivered.clear();
+    (net, relay, a, docs)
+}
+
+/// Whether the client's sync state with the relay says it holds exactly `doc`'s heads.
+fn acknowledged(net: &Network, client: NodeId, doc: &DocumentId) -> bool {
+    let ours = heads(net, client, doc);
+    (0..200).map(ConnId).any(|conn| {
+        net.node(client).engine.sync_state(conn, doc).and_then(|s| s.their_heads.clone()).is_some_and(
+            |mut t| {
+                t.sort();
+                let mut o = ours.clone();
+                o.sort();
+                t == o
+            },
+        )
+    })
+}
+
+fn kinds(net: &Network) -> Vec<&'static str> {
+    net.delivered.iter().map(|d| d.kind).collect()
+}
+
+#[test]
+fn reconnecting_with_unchanged_documents_costs_one_summary_and_one_answer() {
+    let (mut net, relay, a, docs) = synced_then_offline(false, false, 50);
+    net.connect(a, relay);
+    let hops = net.run_in_rounds();
+    // join → peer, then summary → answer: two round trips, the handshake included.
+    assert_eq!(kinds(&net), ["join", "peer", "chibo-heads-summary", "chibo-heads-differ"]);
+    assert_eq!(hops, 4);
+    let summary = net.delivered.iter().find(|d| d.kind == "chibo-heads-summary").map_or(0, |d| d.bytes);
+    assert!(summary <= 64 * docs.len(), "{summary} bytes for {} documents", docs.len());
+    for doc in &docs {
+        assert!(acknowledged(&net, a, doc), "{doc} not acknowledged after the summary");
+    }
+    // The relay holds them for the connection (live updates), and nothing more is said.
+    assert_eq!(net.node(relay).engine.documents_in_memory(), docs.len());
+    assert_eq!(net.run_until_quiescent(), 0);
+}
+
+#[test]
+fn documents_synced_by_summary_carry_live_changes_both_ways() {
+    let (mut net, relay, a, docs) = synced_then_offline(false, false, 3);
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    let b = net.add_node(Role::Client);
+    net.open(b, docs[1], Some(genesis()));
+    net.connect(b, relay);
+    net.run_until_quiescent();
+    assert!(edit(&mut net, a, docs[1], "from-a "));
+    net.run_until_quiescent();
+    assert!(text(net.doc(b, &docs[1]).expect("loaded")).contains("from-a "));
+    assert!(edit(&mut net, b, docs[1], "from-b "));
+    net.run_until_quiescent();
+    assert!(text(net.doc(a, &docs[1]).expect("loaded")).contains("from-b "));
+    for doc in &docs {
+        assert_eq!(heads(&net, a, doc), stored_doc(&net, relay, doc).get_heads());
+        assert!(acknowledged(&net, a, doc));
+    }
+    assert_acks_durable(&net, relay, &[a, b], &docs);
+}
+
+#[test]
+fn the_summary_answer_names_only_documents_that_differ_and_those_converge() {
+    let (mut net, relay, a, docs) = synced_then_offline(false, false, 5);
+    // While a is offline: a edits docs[0], another device edits docs[1] through the relay.
+    assert!(edit(&mut net, a, docs[0], "offline "));
+    let b = net.add_node(Role::Client);
+    net.open(b, docs[1], Some(genesis()));
+    let link = net.connect(b, relay);
+    net.run_until_quiescent();
+    assert!(edit(&mut net, b, docs[1], "meanwhile "));
+    net.run_until_quiescent();
+    net.disconnect(link);
+    net.run_until_quiescent();
+    net.delivered.clear();
+
+    net.connect(a, relay);
+    net.run_until_quiescent();
+    let synced: BTreeSet<DocumentId> = net
+        .delivered
+        .iter()
+        .filter(|d| d.kind == "sync" || d.kind == "request")
+        .filter_map(|d| d.doc)
+        .collect();
+    assert_eq!(synced, BTreeSet::from([docs[0], docs[1]]));
+    assert!(kinds(&net).contains(&"chibo-heads-differ"));
+    for doc in &docs {
+        assert_eq!(heads(&net, a, doc), stored_doc(&net, relay, doc).get_heads(), "{doc}");
+        assert!(acknowledged(&net, a, doc), "{doc}");
+    }
+    assert!(text(net.doc(a, &docs[1]).expect("loaded")).contains("meanwhile "));
+    assert!(text(&stored_doc(&net, relay, &docs[0])).contains("offline "));
+    assert_acks_durable(&net, relay, &[a], &docs);
+}
+
+#[test]
+fn a_plain_side_on_either_end_keeps_the_plain_protocol() {
+    for (client_plain, relay_plain) in [(true, false), (false, true), (true, true)] {
+        let (mut net, relay, a, docs) = synced_then_offline(client_plain, relay_plain, 4);
+        assert!(edit(&mut net, a, docs[0], "offline "));
+        net.connect(a, relay);
+        net.run_until_quiescent();
+        let ks = kinds(&net);
+        assert!(!ks.iter().any(|k| k.starts_with("chibo-")), "{client_plain} {relay_plain}: {ks:?}");
+        let to_relay = net.delivered.iter().filter(|d| d.to == relay && d.kind == "sync").count();
+        assert!(to_relay >= docs.len(), "{client_plain} {relay_plain}: one sync message per document");
+        for doc in &docs {
+            assert_eq!(heads(&net, a, doc), stored_doc(&net, relay, doc).get_heads());
+            assert!(acknowledged(&net, a, doc));
+        }
+    }
+}
+
+#[test]
+fn plain_reconnect_costs_one_sync_message_each_way_per_document() {
+    // The figure the summary improves on (bench/MEMORY.md): same round trips, bytes per document.
+    let (mut net, relay, a, docs) = synced_then_offline(true, false, 50);
+    net.connect(a, relay);
+    let hops = net.run_in_rounds();
+    assert_eq!(hops, 4);
+    let sync_bytes: usize = net.delivered.iter().filter(|d| d.kind == "sync").map(|d| d.bytes).sum();
+    assert!(
+        sync_bytes > 64 * docs.len(),
+        "{sync_bytes} bytes: the plain protocol would already meet the goal"
+    );
+}
+
+#[test]
+fn relay_gives_back_the_room_of_evicted_documents() {
+    let mut net = Network::new(77);
+    let relay = net.add_node(Role::Relay);
+    let a = net.add_node(Role::Client);
+    let docs: Vec<DocumentId> = (0..300u16)
+        .map(|i| {
+            let mut id = [9u8; 16];
+            id[..2].copy_from_slice(&i.to_le_bytes());
+            DocumentId::from_bytes(id)
+        })
+        .collect();
+    for &doc in &docs {
+        net.open(a, doc, Some(genesis()));
+    }
+    let link = net.connect(a, relay);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), docs.len());
+    assert!(net.node(relay).engine.documents_capacity() >= docs.len());
+    net.disconnect(link);
+    net.run_until_quiescent();
+    assert_eq!(net.node(relay).engine.documents_in_memory(), 0);
+    assert!(
+        net.node(relay).engine.documents_capacity() <= 128,
+        "{}",
+        net.node(relay).engine.documents_capacity()
+    );
 }
