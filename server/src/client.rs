@@ -63,6 +63,8 @@ pub struct Inner {
     stats: Arc<WireStats>,
     /// Effects other than IO and frames, for tests to look at.
     pub events: Vec<Effect>,
+    /// Commands the task has finished (the value the version channel carries).
+    processed: u64,
 }
 
 type Job = Box<dyn FnOnce(&mut Inner) + Send>;
@@ -174,6 +176,7 @@ impl Client {
             started: Instant::now(),
             stats: stats.clone(),
             events: Vec::new(),
+            processed: 0,
         };
         tokio::spawn(async move {
             while let Some(cmd) = rx.recv().await {
@@ -181,7 +184,8 @@ impl Client {
                     Cmd::Input(input) => inner.handle(input),
                     Cmd::Job(job) => job(&mut inner),
                 }
-                version_tx.send_modify(|v| *v += 1);
+                inner.processed += 1;
+                version_tx.send_replace(inner.processed);
             }
         });
         Self { cmds, version, stats }
@@ -214,13 +218,15 @@ impl Client {
         let mut version = self.version.clone();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            version.borrow_and_update();
             let p = pred.clone();
-            if self.with(move |inner| p(inner)).await? {
+            let (done, before) = self.with(move |inner| (p(inner), inner.processed)).await?;
+            if done {
                 return Ok(());
             }
-            match tokio::time::timeout_at(deadline, version.changed()).await {
-                Ok(Ok(())) => {}
+            // Wake for anything after the check itself (the check is command `before + 1`): a
+            // wake for the check's own job would make this loop spin without sleeping.
+            match tokio::time::timeout_at(deadline, version.wait_for(|v| *v > before + 1)).await {
+                Ok(Ok(_)) => {}
                 Ok(Err(_)) => return Err(ClientError::Stopped),
                 Err(_) => return Err(ClientError::Timeout(timeout, what)),
             }
