@@ -107,8 +107,12 @@ struct Watch {
     cursors: Vec<usize>,
     /// Per document of the device: edits of others not yet seen here.
     pending: Vec<Vec<Sent>>,
-    /// Latencies of delivered edits that were made online, in microseconds.
+    /// Latencies of delivered edits, in microseconds: only edits made while their author was
+    /// online and after this device last came back online (catching up after an offline period
+    /// is not latency).
     latencies_us: Vec<u64>,
+    /// When this device last reconnected after an offline period.
+    back_online_at: Option<Instant>,
 }
 
 /// The result of one load level.
@@ -194,6 +198,7 @@ pub async fn run(config: &LoadConfig) -> Result<LevelResult> {
                 cursors: vec![0; d.docs.len()],
                 pending: vec![Vec::new(); d.docs.len()],
                 latencies_us: Vec::new(),
+                back_online_at: None,
             }))
         })
         .collect();
@@ -217,11 +222,17 @@ pub async fn run(config: &LoadConfig) -> Result<LevelResult> {
     let typing_until = start + config.duration;
     let sampler = tokio::spawn(sample(config.server_pid, counters.clone(), start, typing_until));
     let mut editors = Vec::new();
-    for device in &devices {
+    for (device, watch) in devices.iter().zip(&watches) {
         let fanout = (group_len(group_of_doc[device.docs[0].0]) - 1) as u64;
         editors.push(tokio::spawn(type_on(
             config.clone(),
-            Editor { index: device.index, client: device.client.clone(), docs: device.docs.clone(), fanout },
+            Editor {
+                index: device.index,
+                client: device.client.clone(),
+                docs: device.docs.clone(),
+                fanout,
+                watch: watch.clone(),
+            },
             registry.clone(),
             counters.clone(),
             typing_until,
@@ -236,9 +247,10 @@ pub async fn run(config: &LoadConfig) -> Result<LevelResult> {
     let own_cpu_after = proc_stats::cpu_seconds(std::process::id())?;
 
     // Devices still offline come back; then wait for the stragglers.
-    for device in &devices {
+    for (device, watch) in devices.iter().zip(&watches) {
         if device.client.with(|inner| inner.connection().is_none()).await? {
             device.client.connect(&config.url).await.context("reconnecting for the drain")?;
+            lock(watch).back_online_at = Some(Instant::now());
         }
     }
     drain(&counters, config.drain).await;
@@ -299,13 +311,20 @@ async fn start_devices(config: &LoadConfig, stores: &Path, doc_ids: &[DocumentId
         let store = Arc::new(FsStore::open(stores.join(index.to_string()))?);
         let client = Client::start(store, PeerId::new(&name)?, ActorId::from(name.as_bytes().to_vec()));
         let group = index / config.group_size;
-        let docs: Vec<(usize, DocumentId)> = (group * config.docs_per_group..(group + 1) * config.docs_per_group)
+        let docs: Vec<(usize, DocumentId)> = (group * config.docs_per_group
+            ..(group + 1) * config.docs_per_group)
             .map(|i| (i, doc_ids[i]))
             .collect();
         for &(_, doc) in &docs {
-            client.open(doc, Some(seed.clone())).await.with_context(|| format!("device {index}: opening {doc}"))?;
+            client
+                .open(doc, Some(seed.clone()))
+                .await
+                .with_context(|| format!("device {index}: opening {doc}"))?;
         }
-        client.connect(&config.url).await.with_context(|| format!("device {index}: connecting to {}", config.url))?;
+        client
+            .connect(&config.url)
+            .await
+            .with_context(|| format!("device {index}: connecting to {}", config.url))?;
         devices.push(Device { index, client, docs });
     }
     for device in &devices {
@@ -322,9 +341,10 @@ async fn start_devices(config: &LoadConfig, stores: &Path, doc_ids: &[DocumentId
 
 /// (frames out, bytes out, frames in, bytes in) over all devices.
 fn wire_totals(devices: &[Device]) -> (u64, u64, u64, u64) {
-    devices.iter().map(|d| d.client.wire_stats().snapshot()).fold((0, 0, 0, 0), |a, s| {
-        (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3)
-    })
+    devices
+        .iter()
+        .map(|d| d.client.wire_stats().snapshot())
+        .fold((0, 0, 0, 0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3))
 }
 
 fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
@@ -342,6 +362,8 @@ struct Editor {
     docs: Vec<(usize, DocumentId)>,
     /// Other devices that share its documents.
     fanout: u64,
+    /// Its watcher's state (to note when it comes back online).
+    watch: Arc<Mutex<Watch>>,
 }
 
 /// Types bursts at the configured rate, thinks between them, goes offline now and then.
@@ -352,7 +374,8 @@ async fn type_on(
     counters: Arc<Counters>,
     until: Instant,
 ) -> Result<()> {
-    let mut rng = StdRng::seed_from_u64(config.seed ^ (editor.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        StdRng::seed_from_u64(config.seed ^ (editor.index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let period = Duration::from_secs_f64(1.0 / config.rate);
     let mut churn = Churn::new(&config, &mut rng);
     // Devices start out of step with each other.
@@ -415,6 +438,7 @@ impl Churn {
         } else {
             match editor.client.connect(&config.url).await {
                 Ok(_) => {
+                    lock(&editor.watch).back_online_at = Some(Instant::now());
                     self.online = true;
                     self.switch_at = Some(Instant::now() + every.mul_f64(0.5 + rng.random::<f64>()));
                 }
@@ -448,7 +472,8 @@ async fn watch_device(
         if changed.is_err() {
             return;
         }
-        let (docs, watch, registry, counters) = (docs.clone(), watch.clone(), registry.clone(), counters.clone());
+        let (docs, watch, registry, counters) =
+            (docs.clone(), watch.clone(), registry.clone(), counters.clone());
         let found = client
             .with(move |inner| {
                 let changed: HashSet<DocumentId> = inner
@@ -509,8 +534,9 @@ fn look_for_edits(
         }
         !here
     });
+    let back = watch.back_online_at;
     for sent in &arrived {
-        if sent.online {
+        if sent.online && back.is_none_or(|b| sent.at >= b) {
             let us = now.saturating_duration_since(sent.at).as_micros();
             watch.latencies_us.push(u64::try_from(us).unwrap_or(u64::MAX));
         }
@@ -544,7 +570,12 @@ async fn sample(
 ) -> Result<Vec<Sample>> {
     let own = std::process::id();
     let mut series = Vec::new();
-    let mut last = (Instant::now(), 0u64, server_pid.map(proc_stats::cpu_seconds).transpose()?, proc_stats::cpu_seconds(own)?);
+    let mut last = (
+        Instant::now(),
+        0u64,
+        server_pid.map(proc_stats::cpu_seconds).transpose()?,
+        proc_stats::cpu_seconds(own)?,
+    );
     let mut ticker = tokio::time::interval(SAMPLE_EVERY);
     ticker.tick().await;
     while Instant::now() < until {

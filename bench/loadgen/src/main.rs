@@ -113,7 +113,9 @@ async fn run(args: RunArgs) -> Result<()> {
         run_id,
         seed: args.seed,
     };
-    let result = load::run(&config).await.with_context(|| format!("{} with {} devices", config.server, config.devices))?;
+    let result = load::run(&config)
+        .await
+        .with_context(|| format!("{} with {} devices", config.server, config.devices))?;
     let row = report::summary_row(&result);
     println!("{}\n{row}", report::SUMMARY_HEADER);
     report::append_csv(&args.csv, report::SUMMARY_HEADER, &[row])?;
@@ -124,7 +126,10 @@ async fn run(args: RunArgs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
         Command::Run(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))

@@ -19,11 +19,11 @@ const FONT_CANDIDATES: [&str; 4] = [
 
 /// Registers the first font found as "sans-serif" (the plot has no text without one).
 fn register_font() -> Result<PathBuf> {
-    let path = FONT_CANDIDATES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .with_context(|| format!("no TTF font found (looked for {FONT_CANDIDATES:?}; Debian: apt-get install fonts-dejavu-core)"))?;
+    let path = FONT_CANDIDATES.iter().map(PathBuf::from).find(|p| p.exists()).with_context(|| {
+        format!(
+            "no TTF font found (looked for {FONT_CANDIDATES:?}; Debian: apt-get install fonts-dejavu-core)"
+        )
+    })?;
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, Vec::leak(bytes))
         .map_err(|_| anyhow!("{} is not a usable TTF", path.display()))?;
@@ -39,7 +39,8 @@ const METRICS: [Metric; 4] = [
     ("relay peak RSS, MiB", |r| r.server_rss_kib as f64 / 1024.0, false),
 ];
 
-const COLORS: [RGBColor; 4] = [RGBColor(200, 30, 30), RGBColor(30, 80, 200), RGBColor(30, 150, 60), RGBColor(120, 60, 160)];
+const COLORS: [RGBColor; 4] =
+    [RGBColor(200, 30, 30), RGBColor(30, 80, 200), RGBColor(30, 150, 60), RGBColor(120, 60, 160)];
 
 /// Writes the plot of `rows` to `png`.
 pub fn plot(rows: &[Row], png: &Path) -> Result<()> {

@@ -16,7 +16,8 @@ frames_in,bytes_per_delivery,server_cpu_pct,server_rss_peak_kib,loadgen_cpu_pct,
 reconnect_failures";
 
 /// The time series CSV's header.
-pub const SERIES_HEADER: &str = "server,devices,t_s,deliveries_per_s,server_cpu_pct,server_rss_kib,loadgen_cpu_pct";
+pub const SERIES_HEADER: &str =
+    "server,devices,t_s,deliveries_per_s,server_cpu_pct,server_rss_kib,loadgen_cpu_pct";
 
 /// One summary line (no newline).
 pub fn summary_row(r: &LevelResult) -> String {
@@ -76,7 +77,13 @@ pub fn series_rows(r: &LevelResult) -> Vec<String> {
         .map(|s| {
             format!(
                 "{},{},{:.2},{:.1},{:.1},{},{:.1}",
-                r.server, r.devices, s.t_s, s.deliveries_per_s, s.server_cpu_pct, s.server_rss_kib, s.loadgen_cpu_pct
+                r.server,
+                r.devices,
+                s.t_s,
+                s.deliveries_per_s,
+                s.server_cpu_pct,
+                s.server_rss_kib,
+                s.loadgen_cpu_pct
             )
         })
         .collect()
@@ -108,7 +115,12 @@ pub fn read_summary(path: &Path) -> Result<Vec<Row>> {
         bail!("{}: unexpected header {header:?}", path.display());
     }
     let names: Vec<&str> = SUMMARY_HEADER.split(',').collect();
-    lines.enumerate().map(|(i, line)| parse_row(line, &names).with_context(|| format!("{} line {}", path.display(), i + 2))).collect()
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            parse_row(line, &names).with_context(|| format!("{} line {}", path.display(), i + 2))
+        })
+        .collect()
 }
 
 fn parse_row(line: &str, names: &[&str]) -> Result<Row> {
@@ -144,7 +156,18 @@ pub fn table(rows: &[Row], ours: &str, baseline: &str) -> String {
     let _ = writeln!(
         out,
         "{:<16} {:>7} {:>7} {:>9} {:>6} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7}",
-        "server", "devices", "edits", "delivered", "lost", "deliv/s", "p50 ms", "p99 ms", "B/deliv", "CPU %", "RSS MiB", "gen %"
+        "server",
+        "devices",
+        "edits",
+        "delivered",
+        "lost",
+        "deliv/s",
+        "p50 ms",
+        "p99 ms",
+        "B/deliv",
+        "CPU %",
+        "RSS MiB",
+        "gen %"
     );
     for r in rows {
         let _ = writeln!(
