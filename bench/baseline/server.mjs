@@ -36,6 +36,11 @@ const repo = new Repo({
   sharePolicy: async () => false,
 })
 
+// The adapter attaches its "connection" handler only once the repo has its storage id; a
+// connection before that would go unanswered. Listen only after (a check per event-loop turn).
+while (socket.listenerCount("connection") === 0) {
+  await new Promise(resolve => setImmediate(resolve))
+}
 server.listen(Number(portArg ?? 0), "127.0.0.1", () => {
   process.stdout.write(`listening ${server.address().port}\n`)
 })

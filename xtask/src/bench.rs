@@ -65,7 +65,18 @@ impl Options {
 
 /// Runs the whole benchmark.
 pub(crate) fn bench_sync(root: &Path, options: &Options) -> Result<()> {
-    cargo(&["build", "--release", "-p", "chibo-server", "--bin", "chibo-server", "-p", "chibo-loadgen"])?;
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "chibo-server",
+        "-p",
+        "chibo-loadgen",
+        "--bin",
+        "chibo-server",
+        "--bin",
+        "chibo-loadgen",
+    ])?;
     let baseline_dir = root.join("bench/baseline");
     run_cmd(command("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&baseline_dir))
         .context("installing the baseline (npm ci in bench/baseline)")?;

@@ -76,7 +76,8 @@ fn draw_panel(
 ) -> Result<()> {
     let finite: Vec<f64> = rows.iter().map(value).filter(|v| v.is_finite() && *v > 0.0).collect();
     let top = finite.iter().copied().fold(1.0, f64::max) * 1.15;
-    let bottom = finite.iter().copied().fold(top, f64::min) / 2.0;
+    // At least a decade, so the log axis has labelled ticks.
+    let bottom = (finite.iter().copied().fold(top, f64::min) / 2.0).min(top / 10.0);
     let err = |e| anyhow!("drawing {title}: {e:?}");
     let mut builder = ChartBuilder::on(area);
     builder.caption(title, ("sans-serif", 20)).margin(15).x_label_area_size(40).y_label_area_size(70);
