@@ -75,6 +75,16 @@ struct Sent {
 /// Edits per document, in the order they were made.
 struct Registry {
     docs: Vec<Mutex<Vec<Sent>>>,
+    /// Per device: when it went offline, each time.
+    went_offline: Vec<Mutex<Vec<Instant>>>,
+}
+
+impl Registry {
+    /// Whether `device` went offline between `from` and `to` (then what it had not sent yet
+    /// waited for it to come back: not latency).
+    fn offline_between(&self, device: usize, from: Instant, to: Instant) -> bool {
+        lock(&self.went_offline[device]).iter().any(|&t| t >= from && t <= to)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,7 +198,10 @@ pub async fn run(config: &LoadConfig) -> Result<LevelResult> {
     let group_of_doc: Vec<usize> = (0..doc_ids.len()).map(|i| i / config.docs_per_group).collect();
     let group_len = |g: usize| config.group_size.min(config.devices - g * config.group_size);
     let devices = start_devices(config, stores.path(), &doc_ids).await?;
-    let registry = Arc::new(Registry { docs: doc_ids.iter().map(|_| Mutex::new(Vec::new())).collect() });
+    let registry = Arc::new(Registry {
+        docs: doc_ids.iter().map(|_| Mutex::new(Vec::new())).collect(),
+        went_offline: devices.iter().map(|_| Mutex::new(Vec::new())).collect(),
+    });
     let counters = Arc::new(Counters::default());
     let stop_watching = Arc::new(AtomicBool::new(false));
     let watches: Vec<Arc<Mutex<Watch>>> = devices
@@ -388,7 +401,7 @@ async fn type_on(
             if Instant::now() >= until {
                 break;
             }
-            churn.step(&config, &editor, &counters, &mut rng).await;
+            churn.step(&config, &editor, &counters, &registry, &mut rng).await;
             let (slot, doc) = editor.docs[rng.random_range(0..editor.docs.len())];
             let c = char::from(b'a' + (typed % 26) as u8);
             typed += 1;
@@ -425,12 +438,20 @@ impl Churn {
         Self { online: true, switch_at }
     }
 
-    async fn step(&mut self, config: &LoadConfig, editor: &Editor, counters: &Counters, rng: &mut StdRng) {
+    async fn step(
+        &mut self,
+        config: &LoadConfig,
+        editor: &Editor,
+        counters: &Counters,
+        registry: &Registry,
+        rng: &mut StdRng,
+    ) {
         let (Some(at), Some(every)) = (self.switch_at, config.churn_every) else { return };
         if Instant::now() < at {
             return;
         }
         if self.online {
+            lock(&registry.went_offline[editor.index]).push(Instant::now());
             let _ = editor.client.disconnect().await;
             counters.offline_periods.fetch_add(1, Ordering::Relaxed);
             self.online = false;
@@ -542,7 +563,8 @@ fn look_for_edits(
     });
     let back = watch.back_online_at;
     for sent in &arrived {
-        if sent.online && back.is_none_or(|b| sent.at >= b) {
+        let author_stayed = !registry.offline_between(sent.origin, sent.at, now);
+        if sent.online && author_stayed && back.is_none_or(|b| sent.at >= b) {
             let us = now.saturating_duration_since(sent.at).as_micros();
             watch.latencies_us.push(u64::try_from(us).unwrap_or(u64::MAX));
         }
