@@ -55,7 +55,9 @@ async fn every_edit_reaches_every_other_device() -> anyhow::Result<()> {
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].server.as_str(), rows[0].devices), ("chibo", 3));
     assert_eq!((rows[0].edits, rows[0].delivered), (result.edits, result.delivered));
-    assert!(rows[0].p50_ms.is_finite() && rows[0].p99_ms >= rows[0].p50_ms);
+    // With this much churn every delivery may be catch-up, leaving no latency sample (NaN).
+    let (p50, p99) = (rows[0].p50_ms, rows[0].p99_ms);
+    assert!(p50.is_nan() == p99.is_nan() && (p50.is_nan() || p99 >= p50), "p50 {p50}, p99 {p99}");
 
     let _ = stop.send(());
     relay.await??;
