@@ -1,14 +1,15 @@
 //! `cargo xtask <command>`: the project's build helper (the cargo-xtask convention).
 //!
 //! Commands: `ensure-tools`, `build-app [--dev]`, `run`, `test`, `test-pg`, `screenshots DIR`,
-//! `measure-startup`. Everything runs from the workspace root; tools we pin (wasm-bindgen-cli,
-//! binaryen) are checked before use.
+//! `measure-startup`, `bench-sync [--quick]`. Everything runs from the workspace root; tools we
+//! pin (wasm-bindgen-cli, binaryen) are checked before use.
 //!
 //! # Layout
 //! - [`tools`]: finding and installing the pinned external tools.
 //! - [`app`]: building `app/dist/` (wasm-bindgen, wasm-opt, hashed names, service worker,
 //!   precompressed assets), and the blank page the same way into `target/blank-dist/`.
 //! - [`pg`]: a private PostgreSQL cluster for the tests that need one.
+//! - [`bench`]: the side-by-side sync benchmark (chibo's relay vs the automerge-repo sync server).
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 mod app;
+mod bench;
 mod pg;
 mod tools;
 
@@ -34,7 +36,11 @@ commands:
   test-pg           only the PostgreSQL store and multi-node relay tests, on a private PostgreSQL
   screenshots DIR   PNGs of every member page at 360x800 in Vietnamese, written to DIR
   measure-startup   build the app and a blank Leptos page, time both starting from the service-worker
-                    cache in Chromium (a table; CSV into $CHIBO_MEASURE_OUT if set)";
+                    cache in Chromium (a table; CSV into $CHIBO_MEASURE_OUT if set)
+  bench-sync [--quick] [--out DIR]
+                    the same load (10, 50, 200 devices; --quick: 10, 50, shorter) against chibo's relay
+                    (open access) and the automerge-repo sync server: a table of ratios, CSV and PNG in
+                    DIR (default target/bench-sync/)";
 
 fn main() -> std::process::ExitCode {
     match run_command(std::env::args().skip(1).collect()) {
@@ -59,6 +65,7 @@ fn run_command(args: Vec<String>) -> Result<()> {
         ["screenshots", dir] => screenshots(&root, dir),
         ["measure-startup"] => measure_startup(&root),
         ["test-pg"] => test_pg(),
+        ["bench-sync", rest @ ..] => bench::bench_sync(&root, &bench::Options::parse(&root, rest)?),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
