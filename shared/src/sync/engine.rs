@@ -443,12 +443,15 @@ impl<A: Access> Engine<A> {
         }
         self.out.push(Effect::PeerReady { conn, peer: remote.clone() });
         if self.config.role == Role::Client {
-            let open: Vec<DocumentId> = self
+            let mut open: Vec<DocumentId> = self
                 .docs
                 .iter()
                 .filter(|(_, d)| d.opened && d.loading.is_none())
                 .map(|(id, _)| *id)
                 .collect();
+            // In a fixed order, not the `HashMap`'s (random per process): what the engine sends
+            // then depends only on its inputs, so a failing `memnet` run replays.
+            open.sort();
             let summary = self.conns.get(&conn).is_some_and(|c| c.summary);
             let plain = if summary { self.send_summary(conn, remote, open) } else { open };
             for doc in plain {
@@ -756,6 +759,7 @@ impl<A: Access> Engine<A> {
                 return self.poisoned(doc, conn, batch.map(|q| q.conn).collect());
             }
             peer.sync.last_sent_heads.clone_from(&peer.told_heads);
+            forget_sent_if_asked_again(&mut peer.sync);
             let heads = d.am.get_heads();
             changed |= heads != before;
             if is_request && heads.is_empty() && self.config.role == Role::Relay {
@@ -1123,6 +1127,19 @@ impl<A: Access> Engine<A> {
             self.docs.remove(&doc);
             shrink_if_sparse(&mut self.docs);
         }
+    }
+}
+
+/// A peer that asks (`need`) for a change we have already sent it never got that change: the
+/// frame carrying it was lost (or, at worst, is still on its way). automerge's sync protocol
+/// assumes reliable, in-order delivery and never sends a hash in `sent_hashes` again, so both
+/// sides would go on trading the same request and the same empty answer for ever (automerge
+/// issues #772 and #1284). Forgetting what we sent makes the next message carry what they ask
+/// for; if the original was only late, they get it twice, which applying ignores.
+fn forget_sent_if_asked_again(sync: &mut automerge::sync::State) {
+    let asked_again = sync.their_need.iter().flatten().any(|h| sync.sent_hashes.contains(h));
+    if asked_again {
+        sync.sent_hashes.clear();
     }
 }
 

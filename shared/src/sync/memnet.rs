@@ -421,6 +421,19 @@ impl Network {
         }
     }
 
+    /// Runs until no frame is in flight and no IO is pending, at most `limit` steps. Returns the
+    /// steps taken, or `None` if the network was still busy after `limit` of them.
+    pub fn run_until_quiescent_within(&mut self, limit: u64) -> Option<u64> {
+        let mut steps = 0;
+        while steps < limit {
+            if !self.step() {
+                return Some(steps);
+            }
+            steps += 1;
+        }
+        None
+    }
+
     /// Runs at most `n` steps.
     pub fn run_steps(&mut self, n: u64) {
         for _ in 0..n {
