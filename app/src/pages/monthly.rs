@@ -17,7 +17,8 @@ use crate::pages::{doc_memo, edit_doc, new_item_id};
 use crate::sync::SyncHandle;
 use crate::{member_name, open_documents, use_account, use_branch, use_roster};
 
-fn this_month() -> YearMonth {
+/// This month on the device's clock.
+pub(crate) fn this_month() -> YearMonth {
     let d = js_sys::Date::new_0();
     let year = u16::try_from(d.get_full_year()).unwrap_or(2026);
     let month = u8::try_from(d.get_month() + 1).unwrap_or(1);

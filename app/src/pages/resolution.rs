@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use chibo_shared::review::{self, PARTY_MAJORITY, VoteTally};
 use chibo_shared::schema::{
-    Ballot, COMMITTEE_OWNER, DocPath, LongText, Resolution, ResolutionSection, ResolutionStatus, ResolutionTask,
-    ResolutionText, hydrate,
+    Ballot, COMMITTEE_OWNER, DocPath, LongText, Resolution, ResolutionSection, ResolutionStatus,
+    ResolutionTask, ResolutionText, hydrate,
 };
 use leptos::logging::error;
 use leptos::prelude::*;

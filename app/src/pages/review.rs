@@ -21,6 +21,7 @@ use chibo_shared::schema::{Ballot, Choice, DocPath, SelfAssessment, hydrate};
 use leptos::prelude::*;
 
 use crate::i18n::{CommitteeTexts, use_committee_texts as ct, use_lang};
+use crate::pages::monthly::this_month;
 use crate::sync::SyncHandle;
 use crate::{member_name, use_account, use_branch, use_roster};
 
@@ -41,10 +42,6 @@ pub fn ReviewPage() -> impl IntoView {
     }
 }
 
-fn this_month() -> u8 {
-    u8::try_from(js_sys::Date::new_0().get_month() + 1).unwrap_or(1)
-}
-
 /// The members entitled to vote and on the matrix: the branch roster.
 fn roster_members() -> Vec<MemberId> {
     use_roster().iter().filter_map(|m| m.member_id()).collect()
@@ -59,10 +56,9 @@ fn assessment_of(sync: SyncHandle, path: DocPath) -> Option<SelfAssessment> {
 #[component]
 fn Matrix(forum: ForumId) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let account = use_account();
     let b = use_branch();
     let (branch, year) = (b.branch, b.year);
-    let month = this_month();
+    let month = this_month().month();
     let rows = Memo::new(move |_| {
         let members = roster_members();
         let ballots: BTreeMap<MemberId, Ballot> = members
@@ -97,7 +93,6 @@ fn Matrix(forum: ForumId) -> impl IntoView {
             .collect::<Option<Vec<MatrixRow>>>()
             .unwrap_or_default()
     });
-    drop(account);
     view! {
         <h3>{move || ct().matrix}</h3>
         <div class="scroll">

@@ -60,9 +60,11 @@ fn entry_view(e: HistoryEntry) -> impl IntoView {
         ct().genesis.to_owned()
     };
     let what = if e.paths.is_empty() { e.fields.join(", ") } else { e.paths.join(", ") };
+    let author = author_label(&e.actor.to_hex_string());
+    let shown = author.clone();
     view! {
-        <li data-testid="history-entry" data-author=author_label(&e.actor.to_hex_string())>
-            <strong>{author_label(&e.actor.to_hex_string())}</strong>
+        <li data-testid="history-entry" data-author=author>
+            <strong>{shown}</strong>
             {format!(" · {when} · {what}")}
             {e.message.map(|m| format!(" · {m}"))}
         </li>
