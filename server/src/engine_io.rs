@@ -10,7 +10,7 @@ use chibo_shared::sync::{Effect, Input, WriteId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How results reach the engine's task.
 type Report<P> = Arc<dyn Fn(Input<P>) + Send + Sync>;
@@ -61,20 +61,145 @@ impl<P: Send + 'static> StoreIo<P> {
     }
 }
 
+/// At most this many queued writes go to the store as one group.
+const MAX_GROUP: usize = 256;
+/// …and at most about this many bytes of chunks (one larger write still goes alone).
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
 /// Carries out writes in order until every sender is gone, reporting each once durable.
+///
+/// Group commit: the writes that queued up while the previous group was being written go to the
+/// store together ([`Store::write_group`]: one transaction and one fsync on SQLite), still in the
+/// order the engine asked for them. Under load the queue grows while the disk syncs, so groups
+/// grow with the load; a lone write goes alone, at once.
 async fn write_loop<P>(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<(DocumentId, WriteId, WriteBatch)>,
     report: Report<P>,
 ) {
-    while let Some((doc, write, batch)) = rx.recv().await {
-        let input = match store.write(doc, batch).await {
-            Ok(()) => Input::Written { doc, write },
-            Err(e) => {
-                tracing::error!(%doc, error = %e, "write failed");
-                Input::WriteFailed { doc, write, error: e.to_string() }
+    while let Some(first) = rx.recv().await {
+        let mut bytes = batch_bytes(&first.2);
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            let Ok(next) = rx.try_recv() else { break };
+            bytes += batch_bytes(&next.2);
+            group.push(next);
+        }
+        let (ids, batches): (Vec<(DocumentId, WriteId)>, Vec<(DocumentId, WriteBatch)>) =
+            group.into_iter().map(|(doc, write, batch)| ((doc, write), (doc, batch))).unzip();
+        let mut outcomes = store.write_group(batches).await.into_iter();
+        for (doc, write) in ids {
+            // A write the store gave no outcome for is not known to be durable: failed.
+            let outcome = outcomes.next().unwrap_or_else(|| {
+                Err(StoreError::Unavailable { detail: "the store reported no outcome for this write".into() })
+            });
+            report(match outcome {
+                Ok(()) => Input::Written { doc, write },
+                Err(e) => {
+                    tracing::error!(%doc, error = %e, "write failed");
+                    Input::WriteFailed { doc, write, error: e.to_string() }
+                }
+            });
+        }
+    }
+}
+
+fn batch_bytes(batch: &WriteBatch) -> usize {
+    batch.puts.iter().map(|c| c.bytes.len()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use automerge::Automerge;
+    use chibo_shared::storage::{Chunk, StoredChunks};
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::testing::{doc_id, edit, load_doc};
+
+    /// A real SQLite store that records the size of every group it is given.
+    struct Recording {
+        inner: SqliteStore,
+        groups: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl Store for Recording {
+        async fn load(&self, doc: DocumentId) -> Result<Vec<Chunk>, StoreError> {
+            self.inner.load(doc).await
+        }
+        async fn write(&self, doc: DocumentId, batch: WriteBatch) -> Result<(), StoreError> {
+            self.inner.write(doc, batch).await
+        }
+        async fn write_group(&self, batches: Vec<(DocumentId, WriteBatch)>) -> Vec<Result<(), StoreError>> {
+            self.groups.lock().expect("groups").push(batches.len());
+            self.inner.write_group(batches).await
+        }
+        async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError> {
+            self.inner.list_documents().await
+        }
+        async fn document_count(&self) -> Result<u64, StoreError> {
+            self.inner.document_count().await
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_queued_together_commit_as_one_group_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(dir.path().join("chibo.sqlite3")).expect("open");
+        let store = Arc::new(Recording { inner: sqlite.clone(), groups: Mutex::new(Vec::new()) });
+        let (tx, mut rx) = mpsc::unbounded_channel::<Input<()>>();
+        let (io, writer) = StoreIo::start(store.clone(), move |input| {
+            let _ = tx.send(input);
+        });
+
+        // Document 1: an edit, then a compaction that deletes that edit's chunk (order matters).
+        let mut one = Automerge::new();
+        let mut stored = StoredChunks::default();
+        let first = WriteBatch { puts: vec![edit(&mut one, "a", 1)], deletes: vec![] };
+        stored.apply(&first);
+        let compaction = stored.compaction(&one);
+        assert!(!compaction.deletes.is_empty(), "the compaction must delete the edit's chunk");
+        // Documents 2 and 3: one edit each.
+        let mut others: Vec<Automerge> = (0..2).map(|_| Automerge::new()).collect();
+        let mut writes = vec![(doc_id(1), first), (doc_id(1), compaction)];
+        for (n, doc) in others.iter_mut().enumerate() {
+            writes.push((doc_id(2 + n as u8), WriteBatch { puts: vec![edit(doc, "b", 2)], deletes: vec![] }));
+        }
+        // All four are queued before the writer task first runs (current-thread runtime).
+        for (i, (doc, batch)) in writes.into_iter().enumerate() {
+            assert!(io.carry_out(Effect::Write { doc, write: WriteId(i as u64), batch }).is_none());
+        }
+        let mut reported = Vec::new();
+        while reported.len() < 4 {
+            match rx.recv().await.expect("a report") {
+                Input::Written { doc, write } => reported.push((doc, write)),
+                other => panic!("unexpected {other:?}"),
             }
-        };
-        report(input);
+        }
+        let order: Vec<u64> = reported.iter().map(|(_, w)| w.0).collect();
+        assert_eq!(order, vec![0, 1, 2, 3], "reported in the order asked for");
+        assert_eq!(*store.groups.lock().expect("groups"), vec![4], "one group, one commit");
+
+        // Durable and applied in order: a fresh connection sees the compacted document only.
+        let reopened = SqliteStore::open(dir.path().join("chibo.sqlite3")).expect("reopen");
+        let chunks = reopened.load(doc_id(1)).await.expect("load");
+        assert_eq!(chunks.len(), 1, "only the snapshot: the edit's chunk was deleted after it was put");
+        assert_eq!(load_doc(&reopened, doc_id(1)).await.get_heads(), one.get_heads());
+        for (n, doc) in others.iter().enumerate() {
+            assert_eq!(load_doc(&reopened, doc_id(2 + n as u8)).await.get_heads(), doc.get_heads());
+        }
+
+        // A lone write later goes alone, at once.
+        let mut one_more = Automerge::new();
+        let batch = WriteBatch { puts: vec![edit(&mut one_more, "c", 3)], deletes: vec![] };
+        assert!(io.carry_out(Effect::Write { doc: doc_id(9), write: WriteId(4), batch }).is_none());
+        assert!(matches!(rx.recv().await, Some(Input::Written { write: WriteId(4), .. })));
+        assert_eq!(*store.groups.lock().expect("groups"), vec![4, 1]);
+        drop(io);
+        writer.await.expect("writer ends once the StoreIo is gone");
     }
 }

@@ -35,6 +35,19 @@ pub trait Store: Send + Sync + 'static {
     /// this returns `Ok`. A put replaces a chunk stored under the same key.
     async fn write(&self, doc: DocumentId, batch: WriteBatch) -> Result<(), StoreError>;
 
+    /// Applies several batches, in order (of one document or many), and reports each one's
+    /// outcome in the same order. Each `Ok` is durable as for [`Store::write`]; each batch lands
+    /// whole or not at all. A backend may commit them together, one fsync for the lot (group
+    /// commit, see [`sqlite::SqliteStore`]), as long as one failing batch does not fail the
+    /// others. The default writes them one at a time.
+    async fn write_group(&self, batches: Vec<(DocumentId, WriteBatch)>) -> Vec<Result<(), StoreError>> {
+        let mut outcomes = Vec::with_capacity(batches.len());
+        for (doc, batch) in batches {
+            outcomes.push(self.write(doc, batch).await);
+        }
+        outcomes
+    }
+
     /// Every document with at least one stored chunk.
     async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError>;
 
