@@ -85,8 +85,12 @@ async fn write_loop<P>(
             bytes += batch_bytes(&next.2);
             group.push(next);
         }
-        let (ids, batches): (Vec<(DocumentId, WriteId)>, Vec<(DocumentId, WriteBatch)>) =
-            group.into_iter().map(|(doc, write, batch)| ((doc, write), (doc, batch))).unzip();
+        let mut ids = Vec::with_capacity(group.len());
+        let mut batches = Vec::with_capacity(group.len());
+        for (doc, write, batch) in group {
+            ids.push((doc, write));
+            batches.push((doc, batch));
+        }
         let mut outcomes = store.write_group(batches).await.into_iter();
         for (doc, write) in ids {
             // A write the store gave no outcome for is not known to be durable: failed.
