@@ -44,7 +44,9 @@ const MIGRATIONS: &[&str] = &[
 pub struct SqliteOptions {
     /// How long a connection waits for a lock held by another process before [`StoreError::Busy`].
     pub busy_timeout: Duration,
-    /// Read connections kept open between loads.
+    /// Read connections kept open between loads; also how many document reads run at once.
+    /// More would only queue on the disk, and each would hold a blocking thread (with its stack
+    /// and allocator cache) for tokio's keep-alive time after a burst of loads.
     pub max_idle_readers: usize,
     /// Caps the database size in pages (`PRAGMA max_page_count`); writes past it fail with
     /// [`StoreError::Full`]. `None` leaves SQLite's default (effectively unlimited).
@@ -68,6 +70,8 @@ struct Inner {
     options: SqliteOptions,
     writer: Mutex<Connection>,
     idle_readers: Mutex<Vec<Connection>>,
+    /// Permits for document reads at once (`options.max_idle_readers`).
+    reads: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -103,12 +107,14 @@ impl SqliteStore {
         }
         drop(err);
         tracing::debug!(path = %path.display(), "opened SQLite store");
+        let reads = tokio::sync::Semaphore::new(options.max_idle_readers.max(1));
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 options,
                 writer: Mutex::new(writer),
                 idle_readers: Mutex::new(Vec::new()),
+                reads,
             }),
         })
     }
@@ -163,6 +169,14 @@ impl Inner {
         self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Waits for a turn to read (see [`SqliteOptions::max_idle_readers`]).
+    async fn read_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StoreError> {
+        self.reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable { detail: "the store is closed".into() })
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let idle = self.idle_readers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let conn = match idle {
@@ -189,6 +203,10 @@ fn configure(conn: &Connection, options: &SqliteOptions, path: &Path) -> Result<
     conn.busy_timeout(options.busy_timeout).map_err(&err)?;
     // FULL: a commit is on disk (WAL fsynced) when it returns, which `Store::write` promises.
     conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
+    // A 256 KiB page cache per connection (SQLite's default is 2 MiB): the kernel caches the
+    // file anyway, and five connections' full default caches were most of a relay's memory
+    // after many documents had been loaded once (bench/MEMORY.md).
+    conn.pragma_update(None, "cache_size", -256).map_err(&err)?;
     Ok(())
 }
 
@@ -265,6 +283,7 @@ fn doc_from_row(bytes: Vec<u8>) -> Result<DocumentId, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn load(&self, doc: DocumentId) -> Result<Vec<Chunk>, StoreError> {
+        let _permit = self.inner.read_permit().await?;
         let inner = self.inner.clone();
         blocking(move || {
             inner.with_reader(|conn| {
@@ -343,6 +362,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError> {
+        let _permit = self.inner.read_permit().await?;
         let inner = self.inner.clone();
         blocking(move || {
             inner.with_reader(|conn| {
@@ -356,6 +376,7 @@ impl Store for SqliteStore {
     }
 
     async fn document_count(&self) -> Result<u64, StoreError> {
+        let _permit = self.inner.read_permit().await?;
         let inner = self.inner.clone();
         blocking(move || {
             inner.with_reader(|conn| {
