@@ -1,6 +1,7 @@
 //! The roster: units, members and their roles, devices, invites and sessions — who may connect,
 //! and as whom. Server-authoritative relational data (never a CRDT: who may write is not
-//! something a merge may decide), stored in the relay's database (`store::sqlite::roster`).
+//! something a merge may decide), stored in the relay's database through
+//! [`crate::store::roster::RosterStore`] (SQLite or PostgreSQL).
 //!
 //! Credentials are kept hashed: an invite code's secret part and a session token are stored only
 //! as SHA-256 digests; a device is known by its Ed25519 public key. Enrolment attempts are rate
@@ -24,7 +25,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::store::StoreError;
-use crate::store::sqlite::roster::{RedeemError, RosterDb};
+use crate::store::roster::{RedeemError, RosterStore};
 
 /// The alphabet of invite codes: no 0/O, 1/I/L, so a code read aloud or off paper types back.
 const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ#";
@@ -157,6 +158,13 @@ impl From<RedeemError> for RosterError {
     }
 }
 
+/// Whose live connections close because the roster changed (see `Relay::kick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    Device(DeviceId),
+    Member(MemberId),
+}
+
 /// What a device asks for when it enrols.
 #[derive(Debug, Clone)]
 pub struct EnrolRequest {
@@ -220,9 +228,15 @@ struct Window {
 type OpenChallenges = HashMap<[u8; 32], (DeviceId, Instant)>;
 
 /// The roster service: the tables plus the in-memory pieces (rate limits, open challenges).
+///
+/// The tables are in the relay's database, shared by every relay on it; the in-memory pieces are
+/// per process. With several relays on one PostgreSQL database, the per-address enrolment limit
+/// therefore counts each relay's attempts separately (the per-invite limit of wrong secrets is
+/// in the database and holds across relays), and a challenge must be answered on the relay that
+/// issued it.
 #[derive(Clone)]
 pub struct Roster {
-    db: RosterDb,
+    db: Arc<dyn RosterStore>,
     limits: Limits,
     enrol_hits: Arc<Mutex<Window>>,
     challenges: Arc<Mutex<OpenChallenges>>,
@@ -288,11 +302,11 @@ pub fn parse_code(typed: &str) -> Option<(String, String)> {
 }
 
 impl Roster {
-    pub fn new(db: RosterDb, limits: Limits) -> Self {
+    pub fn new(db: Arc<dyn RosterStore>, limits: Limits) -> Self {
         Self { db, limits, enrol_hits: Arc::default(), challenges: Arc::default() }
     }
 
-    pub fn db(&self) -> &RosterDb {
+    pub fn db(&self) -> &Arc<dyn RosterStore> {
         &self.db
     }
 
