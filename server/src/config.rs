@@ -98,8 +98,9 @@ pub enum CliCommand {
         #[arg(long)]
         qr: Option<PathBuf>,
     },
-    /// Revoke a device: it can no longer sign in and its future changes are refused (live
-    /// connections of a running relay close when revoked through the API).
+    /// Revoke a device: it can no longer sign in and its future changes are refused (its live
+    /// connections close at once when revoked through the API, or through this command on
+    /// PostgreSQL; on SQLite a running relay refuses only its next connection).
     RevokeDevice {
         #[arg(long)]
         device: String,
