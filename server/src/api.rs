@@ -2,7 +2,8 @@
 //!
 //! Authentication: `Authorization: Bearer <session token>` (the token a device gets by signing a
 //! challenge with its key). Every roster change is written to the audit log and closes the live
-//! connections it affects, so their next connection is checked against the new roster.
+//! connections it affects (on every relay sharing the database: see `store::postgres::roster`),
+//! so their next connection is checked against the new roster.
 //!
 //! | route                                   | who                         | what                                  |
 //! |-----------------------------------------|-----------------------------|---------------------------------------|

@@ -9,8 +9,6 @@
 //! counted exactly) are made inside one transaction of the store, never read-then-write by the
 //! caller.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chibo_shared::access::Role;
 use chibo_shared::ids::{BranchId, DeviceId, DocumentId, ForumId, MemberId, UnitId};
@@ -124,6 +122,3 @@ pub trait RosterStore: Send + Sync + std::fmt::Debug + 'static {
         detail: String,
     ) -> Result<(), StoreError>;
 }
-
-/// A shared handle on a roster store.
-pub type SharedRoster = Arc<dyn RosterStore>;
