@@ -130,7 +130,7 @@ async fn challenge(
     Json(body): Json<ChallengeBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let device: DeviceId = body.device.parse().map_err(|_| bad("device"))?;
-    let nonce = state.roster().challenge(device).await?;
+    let nonce = state.roster().challenge(device, unix_now()).await?;
     Ok(Json(serde_json::json!({ "nonce": hex::encode(nonce) })))
 }
 

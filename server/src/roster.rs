@@ -224,22 +224,17 @@ struct Window {
     hits: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
-/// Nonces handed out and not yet answered: the device each is for, and when.
-type OpenChallenges = HashMap<[u8; 32], (DeviceId, Instant)>;
-
-/// The roster service: the tables plus the in-memory pieces (rate limits, open challenges).
+/// The roster service: the tables plus the in-memory rate limit of enrolments.
 ///
-/// The tables are in the relay's database, shared by every relay on it; the in-memory pieces are
-/// per process. With several relays on one PostgreSQL database, the per-address enrolment limit
-/// therefore counts each relay's attempts separately (the per-invite limit of wrong secrets is
-/// in the database and holds across relays), and a challenge must be answered on the relay that
-/// issued it.
+/// The tables (open challenges included) are in the relay's database, shared by every relay on
+/// it; the rate limit is per process. With several relays on one PostgreSQL database the
+/// per-address enrolment limit therefore counts each relay's attempts separately (the per-invite
+/// limit of wrong secrets is in the database and holds across relays).
 #[derive(Clone)]
 pub struct Roster {
     db: Arc<dyn RosterStore>,
     limits: Limits,
     enrol_hits: Arc<Mutex<Window>>,
-    challenges: Arc<Mutex<OpenChallenges>>,
 }
 
 impl std::fmt::Debug for Roster {
@@ -303,7 +298,7 @@ pub fn parse_code(typed: &str) -> Option<(String, String)> {
 
 impl Roster {
     pub fn new(db: Arc<dyn RosterStore>, limits: Limits) -> Self {
-        Self { db, limits, enrol_hits: Arc::default(), challenges: Arc::default() }
+        Self { db, limits, enrol_hits: Arc::default() }
     }
 
     pub fn db(&self) -> &Arc<dyn RosterStore> {
@@ -470,18 +465,15 @@ impl Roster {
 
     // ----- sessions -----
 
-    /// A fresh nonce for `device` to sign; single use, valid for [`Limits::challenge_ttl`].
-    pub async fn challenge(&self, device: DeviceId) -> Result<[u8; 32], RosterError> {
+    /// A fresh nonce for `device` to sign; single use, valid for [`Limits::challenge_ttl`]
+    /// (kept in the database: any relay on it can check the answer).
+    pub async fn challenge(&self, device: DeviceId, now: i64) -> Result<[u8; 32], RosterError> {
         let mut nonce = [0u8; 32];
         rand::rng().fill_bytes(&mut nonce);
-        let mut open = self.challenges.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let ttl = self.limits.challenge_ttl;
-        open.retain(|_, (_, at)| now.duration_since(*at) < ttl);
-        if open.len() > 100_000 {
+        let ttl = i64::try_from(self.limits.challenge_ttl.as_secs()).unwrap_or(i64::MAX);
+        if !self.db.put_challenge(nonce, device, now, now.saturating_add(ttl)).await? {
             return Err(RosterError::RateLimited);
         }
-        open.insert(nonce, (device, now));
         Ok(nonce)
     }
 
@@ -493,14 +485,9 @@ impl Roster {
         signature: [u8; 64],
         now: i64,
     ) -> Result<(String, i64), RosterError> {
-        let issued = self
-            .challenges
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&nonce)
-            .filter(|(d, at)| *d == device && at.elapsed() < self.limits.challenge_ttl);
-        if issued.is_none() {
-            return Err(RosterError::Unauthenticated);
+        match self.db.take_challenge(nonce).await? {
+            Some((issued_to, open_until)) if issued_to == device && now < open_until => {}
+            _ => return Err(RosterError::Unauthenticated),
         }
         let record = self.db.device(device).await?.ok_or(RosterError::Unauthenticated)?;
         if record.revoked_at.is_some() {

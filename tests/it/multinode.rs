@@ -19,7 +19,7 @@ use chibo_server::store::postgres::testdb::TestDatabase;
 use chibo_shared::access::Role;
 use chibo_shared::ids::{BranchId, DeviceId, DocumentId, ForumId, PeerId};
 use chibo_shared::schema::{DocKind, DocPath, ForumText, genesis_change_bytes};
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer as _, SigningKey};
 
 use crate::durability::{acknowledged, saved};
 use crate::harness::{
@@ -288,6 +288,22 @@ async fn an_enrolled_device_moves_between_nodes_and_a_revocation_through_one_clo
     let (status, text) = sign_in(node_b.addr(), device, &key).await?;
     ensure!(status == 200, "a session through B for a device enrolled through A: {status} {text}");
     let token = json_field(&text, "token")?;
+    // And a challenge from A answered on B (as behind a load balancer that spreads requests).
+    let body = serde_json::json!({ "device": device.to_string() });
+    let (status, text) =
+        http_request(node_a.addr(), "POST", "/api/v1/session/challenge", None, Some(&body)).await?;
+    ensure!(status == 200, "a challenge from A: {status} {text}");
+    let nonce: [u8; 32] =
+        hex::decode(json_field(&text, "nonce")?)?.try_into().map_err(|_| anyhow::anyhow!("nonce length"))?;
+    let signed = serde_json::json!({
+        "device": device.to_string(),
+        "nonce": hex::encode(nonce),
+        "signature": hex::encode(key.sign(&chibo_shared::access::session_payload(&device, &nonce)).to_bytes()),
+    });
+    let (status, text) = http_request(node_b.addr(), "POST", "/api/v1/session", None, Some(&signed)).await?;
+    ensure!(status == 200, "A's challenge answered on B: {status} {text}");
+    let (status, _) = http_request(node_a.addr(), "POST", "/api/v1/session", None, Some(&signed)).await?;
+    ensure!(status == 401, "the same answer opened a second session on A: {status}");
 
     // The minutes are named through A (with the session B opened), then written through B, which
     // has never been told of them.

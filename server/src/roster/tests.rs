@@ -52,6 +52,7 @@ macro_rules! on_both_backends {
 on_both_backends! {
     an_invite_enrols_one_device_once_and_the_device_signs_in(db),
     a_session_needs_the_devices_own_signature_on_a_fresh_nonce(db),
+    a_challenge_expires_and_is_used_up_by_any_answer(db),
     expired_sessions_and_revoked_devices_are_refused(db),
     expired_invites_and_wrong_secrets_are_refused_and_an_invite_locks(db),
     one_address_is_limited_whatever_codes_it_tries(db),
@@ -93,7 +94,7 @@ fn request(code: &str, n: u8) -> EnrolRequest {
 }
 
 async fn signed_in(r: &Roster, device: DeviceId, k: &SigningKey) -> Result<String, RosterError> {
-    let nonce = r.challenge(device).await?;
+    let nonce = r.challenge(device, NOW).await?;
     let sig = k.sign(&session_payload(&device, &nonce)).to_bytes();
     r.open_session(device, nonce, sig, NOW).await.map(|(t, _)| t)
 }
@@ -142,14 +143,14 @@ async fn a_session_needs_the_devices_own_signature_on_a_fresh_nonce(db: Arc<dyn 
     let inv = invite(&r, unit, Role::Member, HOUR).await;
     let device = r.enrol(ip(1), request(&inv.code, 3), NOW).await.expect("enrol").device;
 
-    let nonce = r.challenge(device).await.expect("nonce");
+    let nonce = r.challenge(device, NOW).await.expect("nonce");
     let wrong = key(4).sign(&session_payload(&device, &nonce)).to_bytes();
     assert!(matches!(r.open_session(device, nonce, wrong, NOW).await, Err(RosterError::Unauthenticated)));
     // The failed attempt used the nonce up: the right signature on it no longer works.
     let right = key(3).sign(&session_payload(&device, &nonce)).to_bytes();
     assert!(matches!(r.open_session(device, nonce, right, NOW).await, Err(RosterError::Unauthenticated)));
 
-    let nonce = r.challenge(device).await.expect("nonce");
+    let nonce = r.challenge(device, NOW).await.expect("nonce");
     let right = key(3).sign(&session_payload(&device, &nonce)).to_bytes();
     assert!(r.open_session(device, nonce, right, NOW).await.is_ok());
     assert!(
@@ -335,4 +336,66 @@ async fn wrong_secrets_from_two_nodes_at_once_are_all_counted(
     assert_eq!(sorted, (1..=10).collect::<Vec<u32>>(), "each failure counted once: {counts:?}");
     assert_eq!(a.invite(lookup).await.expect("read").map(|i| i.failed_attempts), Some(10));
     assert_eq!(b.invite_failed("NONE".into()).await.expect("unknown"), 0);
+}
+
+async fn a_challenge_expires_and_is_used_up_by_any_answer(db: Arc<dyn RosterStore>) {
+    let r = roster(db, Limits::default()); // challenges last 120 s
+    let (_, unit) = branch(&r).await;
+    let inv = invite(&r, unit, Role::Member, HOUR).await;
+    let device = r.enrol(ip(1), request(&inv.code, 12), NOW).await.expect("enrol").device;
+    let sign = |nonce: &[u8; 32]| key(12).sign(&session_payload(&device, nonce)).to_bytes();
+
+    let nonce = r.challenge(device, NOW).await.expect("nonce");
+    let late = r.open_session(device, nonce, sign(&nonce), NOW + 120).await;
+    assert!(matches!(late, Err(RosterError::Unauthenticated)), "answered too late: {late:?}");
+    let nonce = r.challenge(device, NOW).await.expect("nonce");
+    assert!(r.open_session(device, nonce, sign(&nonce), NOW + 119).await.is_ok(), "in time");
+
+    // Answered for another device, the nonce is used up all the same.
+    let other = DeviceId::from_bytes([0xEE; 16]);
+    let nonce = r.challenge(device, NOW).await.expect("nonce");
+    assert!(matches!(
+        r.open_session(other, nonce, sign(&nonce), NOW).await,
+        Err(RosterError::Unauthenticated)
+    ));
+    assert!(matches!(
+        r.open_session(device, nonce, sign(&nonce), NOW).await,
+        Err(RosterError::Unauthenticated)
+    ));
+    // A challenge for a device nobody enrolled never opens a session.
+    let nonce = r.challenge(other, NOW).await.expect("a nonce, whoever asks");
+    assert!(matches!(r.open_session(other, nonce, [0; 64], NOW).await, Err(RosterError::Unauthenticated)));
+}
+
+/// PostgreSQL only (SQLite relays are one process each): a challenge issued by one relay is
+/// answered on another, and a signed answer sent to two relays at once opens one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_challenge_from_one_relay_is_answered_once_on_any() {
+    let Some(db) = TestDatabase::create("roster_postgres_a_challenge_from_one_relay_is_answered_once_on_any")
+        .await
+        .expect("creating the test database")
+    else {
+        return;
+    };
+    let a =
+        roster(PostgresStore::connect(db.url()).await.expect("connect").shared_roster(), Limits::default());
+    let b =
+        roster(PostgresStore::connect(db.url()).await.expect("connect").shared_roster(), Limits::default());
+    let (_, unit) = branch(&a).await;
+    let inv = invite(&a, unit, Role::Member, HOUR).await;
+    let device = a.enrol(ip(1), request(&inv.code, 13), NOW).await.expect("enrol").device;
+    let sign = |nonce: &[u8; 32]| key(13).sign(&session_payload(&device, nonce)).to_bytes();
+    for round in 0..8 {
+        let nonce = a.challenge(device, NOW).await.expect("nonce from A");
+        let (on_a, on_b) = tokio::join!(
+            a.open_session(device, nonce, sign(&nonce), NOW),
+            b.open_session(device, nonce, sign(&nonce), NOW)
+        );
+        let opened = [&on_a, &on_b].iter().filter(|s| s.is_ok()).count();
+        assert_eq!(opened, 1, "round {round}: {on_a:?} {on_b:?}");
+    }
+    let nonce = a.challenge(device, NOW).await.expect("nonce from A");
+    let (token, _) = b.open_session(device, nonce, sign(&nonce), NOW).await.expect("answered on B");
+    assert!(a.authenticate(&token, NOW).await.is_ok(), "B's session works on A");
+    db.drop_database().await.expect("drop");
 }

@@ -89,6 +89,23 @@ pub trait RosterStore: Send + Sync + std::fmt::Debug + 'static {
     /// Revokes a device and drops its sessions; `false` if it was unknown or already revoked.
     async fn revoke_device(&self, id: DeviceId, now: i64) -> Result<bool, StoreError>;
 
+    /// Records a single-use challenge `nonce` for `device`, open until `expires_at`, and forgets
+    /// challenges expired by `now`; `false` if too many are open (the caller refuses, rate
+    /// limited). A shared store keeps them in the database, so any relay can check the answer;
+    /// it may silently drop a challenge for a device it does not know (answering it then fails
+    /// as it would anyway).
+    async fn put_challenge(
+        &self,
+        nonce: [u8; 32],
+        device: DeviceId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Takes a challenge out (whatever the answer, it is used up): the device it was issued to and
+    /// until when it was open, if it was open. Of two concurrent takes of one nonce, one gets it.
+    async fn take_challenge(&self, nonce: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError>;
+
     /// Stores a session (by the hash of its token) and drops sessions expired by `now`.
     async fn insert_session(
         &self,

@@ -7,6 +7,10 @@
 //! redeeming one invite at once the second waits, then finds it used; a wrong secret is counted
 //! by one `UPDATE … RETURNING`, so concurrent failures are all counted.
 //!
+//! Open challenges are here too (SQLite keeps them in memory), so a device may ask one relay for
+//! a challenge and answer it on another; taking one is one `DELETE … RETURNING`, so a nonce is
+//! used once across relays.
+//!
 //! Revocations, role changes and clerk changes notify [`ROSTER_CHANNEL`] with
 //! `device <id> <node>` or `member <id> <node>` in their transaction: on commit, every other
 //! relay's listener ([`super::PostgresStore::listen`]) reports [`crate::store::StoreEvent::RosterChanged`]
@@ -84,6 +88,16 @@ pub(super) const MIGRATION_V2: &str = "
         expires_at bigint NOT NULL
     );
     CREATE INDEX sessions_device ON sessions (device);
+    -- Challenges handed out and not yet answered (single use), here so that any relay can check
+    -- the answer; a SQLite relay, one process, keeps them in memory instead.
+    CREATE TABLE challenges (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        nonce      bytea  NOT NULL UNIQUE CHECK (length(nonce) = 32),
+        device     bytea  NOT NULL REFERENCES devices (id),
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX challenges_device ON challenges (device);
+    CREATE INDEX challenges_expires_at ON challenges (expires_at);
     -- Which document is which: document ids are hashes of canonical paths.
     CREATE TABLE doc_index (
         doc    bytea NOT NULL PRIMARY KEY CHECK (length(doc) = 16),
@@ -99,6 +113,9 @@ pub(super) const MIGRATION_V2: &str = "
         detail text   NOT NULL
     );
 ";
+
+/// Open challenges kept per device (the newest); older ones are dropped.
+const MAX_OPEN_CHALLENGES_PER_DEVICE: i64 = 16;
 
 /// The roster tables of one [`PostgresStore`]. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -585,6 +602,56 @@ impl RosterStore for PgRoster {
         tx.notify(Kick::Device(id)).await?;
         tx.commit().await?;
         Ok(n == 1)
+    }
+
+    async fn put_challenge(
+        &self,
+        nonce: [u8; 32],
+        device: DeviceId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let device = device.as_bytes().as_slice();
+        let mut tx = Tx::begin(&self.store.inner).await?;
+        tx.client()
+            .execute("DELETE FROM challenges WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(classify)?;
+        // Only for an enrolled, unrevoked device, and only its newest few: anyone may ask for a
+        // challenge, so the table must not grow with what strangers ask.
+        tx.client()
+            .execute(
+                "INSERT INTO challenges (nonce, device, expires_at)
+                 SELECT $1, id, $3 FROM devices WHERE id = $2 AND revoked_at IS NULL",
+                &[&nonce.as_slice(), &device, &expires_at],
+            )
+            .await
+            .map_err(classify)?;
+        tx.client()
+            .execute(
+                "DELETE FROM challenges WHERE device = $1 AND id NOT IN
+                   (SELECT id FROM challenges WHERE device = $1 ORDER BY id DESC LIMIT $2)",
+                &[&device, &MAX_OPEN_CHALLENGES_PER_DEVICE],
+            )
+            .await
+            .map_err(classify)?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn take_challenge(&self, nonce: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
+        // One statement: of two relays taking the same nonce, one deletes the row and gets it.
+        let mut tx = Tx::begin(&self.store.inner).await?;
+        let row = tx
+            .client()
+            .query_opt(
+                "DELETE FROM challenges WHERE nonce = $1 RETURNING device, expires_at",
+                &[&nonce.as_slice()],
+            )
+            .await
+            .map_err(classify)?;
+        tx.commit().await?;
+        row.map(|r| Ok((id16(col(&r, 0)?, DeviceId::from_bytes)?, col(&r, 1)?))).transpose()
     }
 
     async fn insert_session(

@@ -5,6 +5,9 @@
 //! Every write runs in an `IMMEDIATE` transaction on the one writer connection, so the checks
 //! inside [`RosterStore::redeem`] hold against any concurrent writer.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use chibo_shared::access::Role;
 use chibo_shared::ids::{BranchId, DeviceId, DocumentId, ForumId, MemberId, UnitId};
@@ -86,10 +89,27 @@ pub(super) const MIGRATION_V2: &str = "
     );
 ";
 
-/// The roster tables of one [`SqliteStore`]. Cheap to clone.
+/// The roster tables of one [`SqliteStore`]. Cheap to clone (clones share open challenges).
 #[derive(Debug, Clone)]
 pub struct RosterDb {
     store: SqliteStore,
+    challenges: Arc<OpenChallenges>,
+}
+
+/// Open challenges kept in memory: a SQLite relay is one process, which answers its own (and the
+/// schema stays as it is). Bounded: past [`MAX_OPEN_CHALLENGES`] new ones are refused.
+#[derive(Default)]
+struct OpenChallenges(Mutex<HashMap<[u8; 32], (DeviceId, i64)>>);
+
+/// Open challenges one SQLite relay keeps at most.
+const MAX_OPEN_CHALLENGES: usize = 100_000;
+
+impl std::fmt::Debug for OpenChallenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the nonces.
+        let open = self.0.lock().map_or(0, |m| m.len());
+        f.debug_struct("OpenChallenges").field("open", &open).finish()
+    }
 }
 
 fn id16<T>(bytes: Vec<u8>, make: fn([u8; 16]) -> T) -> rusqlite::Result<T> {
@@ -172,7 +192,7 @@ const INVITE_COLS: &str = "lookup, secret_hash, unit, role, name, member, create
 
 impl RosterDb {
     pub(super) fn new(store: SqliteStore) -> Self {
-        Self { store }
+        Self { store, challenges: Arc::default() }
     }
 
     /// Runs `f` on a read connection, off the async runtime.
@@ -453,6 +473,26 @@ impl RosterStore for RosterDb {
             Ok::<_, StoreError>(n == 1)
         })
         .await
+    }
+
+    async fn put_challenge(
+        &self,
+        nonce: [u8; 32],
+        device: DeviceId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut open = self.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.retain(|_, (_, until)| *until > now);
+        if open.len() >= MAX_OPEN_CHALLENGES {
+            return Ok(false);
+        }
+        open.insert(nonce, (device, expires_at));
+        Ok(true)
+    }
+
+    async fn take_challenge(&self, nonce: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
+        Ok(self.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&nonce))
     }
 
     async fn insert_session(
