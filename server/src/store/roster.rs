@@ -1,5 +1,6 @@
 //! Where the roster lives: the [`RosterStore`] trait over the roster's tables (units, members,
-//! clerks, devices, invites, sessions, the document index, the audit log), one implementation
+//! clerks, devices, invites, open challenges, sessions, the document index, the audit log), one
+//! implementation
 //! per backend: [`super::sqlite::roster::RosterDb`] (the relay's SQLite file) and
 //! [`super::postgres::roster::PgRoster`] (a PostgreSQL database several relays share).
 //!

@@ -1,6 +1,7 @@
 //! The roster's tables in a PostgreSQL database several relays share ([`RosterStore`] on
 //! PostgreSQL): the same tables and constraints as SQLite's schema v2 (`bytea` ids and keys,
-//! `bigint` Unix times).
+//! `bigint` Unix times), plus `challenges` (SQLite keeps those in memory) and indexes for the
+//! deletes by device.
 //!
 //! What must hold across relays is decided inside one transaction: redeeming an invite locks its
 //! row (`SELECT … FOR UPDATE`) before checking it is unused and unexpired, so of two relays
