@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use super::forum::{guests_list, sessions_list};
 use super::resolution::tasks_list;
 use super::{
-    Attendance, AttendanceStatus, BranchKind, BranchProfile, COMMITTEE_OWNER, DocKind, DocPath, Forum,
-    ForumText, Guest, LongText, Resolution, ResolutionSection, ResolutionTask, ResolutionText, SchemaError,
-    ScriptSection, SelfAssessment, Session, insert_item, new_document, splice_text_in, update_in,
+    Attendance, AttendanceStatus, BranchKind, BranchProfile, COMMITTEE_OWNER, DocKind, DocPath, Forum, ForumText,
+    Guest, LongText, Resolution, ResolutionSection, ResolutionTask, ResolutionText, SchemaError, ScriptSection,
+    SelfAssessment, Session, insert_item, new_document, splice_text_in, update_in,
 };
 use crate::catalogue::Catalogue;
 use crate::ids::{BranchId, DocumentId, ForumId, MemberId};
@@ -291,26 +291,15 @@ fn resolution(secretary: &DemoMember) -> Result<Automerge, SchemaError> {
     let mut tx = doc.transaction();
     update_in(&mut tx, |r: &mut Resolution| {
         "01-NQ/CB".clone_into(&mut r.number);
-        "Nghị quyết về tăng cường xây dựng, chỉnh đốn Đảng theo Nghị quyết Trung ương 4"
-            .clone_into(&mut r.title);
+        "Nghị quyết về tăng cường xây dựng, chỉnh đốn Đảng theo Nghị quyết Trung ương 4".clone_into(&mut r.title);
         "2026-03-20".clone_into(&mut r.date);
     })?;
     for (section, text) in RESOLUTION_SECTIONS {
         splice_text_in(&mut tx, &ResolutionText::Section(section), 0, 0, text)?;
     }
     let tasks = [
-        (
-            "task-1",
-            COMMITTEE_OWNER.to_owned(),
-            "2026-04-30",
-            "Hoàn thành kế hoạch \"2 trong 1\" của từng đảng viên",
-        ),
-        (
-            "task-2",
-            secretary.id.to_string(),
-            "2026-12-31",
-            "Kiểm điểm tiến độ trong sinh hoạt chi bộ hằng tháng",
-        ),
+        ("task-1", COMMITTEE_OWNER.to_owned(), "2026-04-30", "Hoàn thành kế hoạch \"2 trong 1\" của từng đảng viên"),
+        ("task-2", secretary.id.to_string(), "2026-12-31", "Kiểm điểm tiến độ trong sinh hoạt chi bộ hằng tháng"),
     ];
     for (id, owner, deadline, content) in tasks {
         let task = ResolutionTask {
