@@ -2,7 +2,8 @@
 //!
 //! Authentication: `Authorization: Bearer <session token>` (the token a device gets by signing a
 //! challenge with its key). Every roster change is written to the audit log and closes the live
-//! connections it affects, so their next connection is checked against the new roster.
+//! connections it affects (on every relay sharing the database: see `store::postgres::roster`),
+//! so their next connection is checked against the new roster.
 //!
 //! | route                                   | who                         | what                                  |
 //! |-----------------------------------------|-----------------------------|---------------------------------------|
@@ -72,7 +73,7 @@ pub(crate) async fn bearer(state: &AppState, headers: &HeaderMap) -> Result<Devi
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(RosterError::Unauthenticated)?;
-    Ok(state.roster()?.authenticate(token.trim(), unix_now()).await?)
+    Ok(state.roster().authenticate(token.trim(), unix_now()).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,7 +107,7 @@ async fn enrol(
         actor: hex::decode(&body.actor).map_err(|_| bad("actor"))?,
         label: body.label,
     };
-    let done = state.roster()?.enrol(client_ip(connect_info), req, unix_now()).await?;
+    let done = state.roster().enrol(client_ip(connect_info), req, unix_now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrolReply {
@@ -129,7 +130,7 @@ async fn challenge(
     Json(body): Json<ChallengeBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let device: DeviceId = body.device.parse().map_err(|_| bad("device"))?;
-    let nonce = state.roster()?.challenge(device).await?;
+    let nonce = state.roster().challenge(device, unix_now()).await?;
     Ok(Json(serde_json::json!({ "nonce": hex::encode(nonce) })))
 }
 
@@ -147,7 +148,7 @@ async fn session(
     let device: DeviceId = body.device.parse().map_err(|_| bad("device"))?;
     let nonce = hex_array(&body.nonce, "nonce")?;
     let signature = hex_array(&body.signature, "signature")?;
-    let (token, expires_at) = state.roster()?.open_session(device, nonce, signature, unix_now()).await?;
+    let (token, expires_at) = state.roster().open_session(device, nonce, signature, unix_now()).await?;
     Ok(Json(serde_json::json!({ "token": token, "expires_at": expires_at })))
 }
 
@@ -155,7 +156,7 @@ async fn session(
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, AppError> {
     let who = bearer(&state, &headers).await?;
     let s = &who.subject;
-    let db = state.roster()?.db();
+    let db = state.roster().db();
     let member = db.member(s.member).await?.ok_or(RosterError::Unauthenticated)?;
     let mut forums = Vec::new();
     if let Some(branch) = s.branch {
@@ -200,7 +201,7 @@ async fn documents(
         }
         paths.push(path);
     }
-    state.index.register(state.roster()?.db(), &paths).await?;
+    state.index.register(state.roster().db().as_ref(), &paths).await?;
     let ids: Vec<_> = paths
         .iter()
         .map(|p| serde_json::json!({ "path": p.to_canonical_string(), "id": p.document_id().to_string() }))
@@ -216,7 +217,7 @@ async fn roster(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let who = bearer(&state, &headers).await?;
     let branch = who.subject.branch.ok_or(RosterError::Forbidden)?;
-    let db = state.roster()?.db();
+    let db = state.roster().db();
     let mut members = Vec::new();
     for m in db.members_of(UnitId::from(branch)).await? {
         let devices: Vec<_> = db
@@ -256,7 +257,7 @@ async fn member_of_branch(
     id: &str,
 ) -> Result<crate::roster::MemberRecord, AppError> {
     let id: MemberId = id.parse().map_err(|_| bad("member id"))?;
-    let m = state.roster()?.db().member(id).await?.ok_or(RosterError::NotFound("member"))?;
+    let m = state.roster().db().member(id).await?.ok_or(RosterError::NotFound("member"))?;
     if m.unit != UnitId::from(branch) {
         return Err(RosterError::NotFound("member").into());
     }
@@ -300,7 +301,7 @@ async fn invite(
     };
     let hours = body.expires_in_hours.unwrap_or(DEFAULT_INVITE_HOURS).min(30 * 24);
     let issued = state
-        .roster()?
+        .roster()
         .create_invite(
             InviteSpec {
                 member,
@@ -357,9 +358,9 @@ async fn set_role(
     let role: Role = body.role.parse().map_err(|_| bad("role"))?;
     may_grant(&who, role)?;
     may_grant(&who, target.role)?;
-    state.roster()?.db().set_role(target.id, role).await?;
+    state.roster().db().set_role(target.id, role).await?;
     let detail = format!("{} {} -> {role}", target.id, target.role);
-    state.roster()?.db().audit(unix_now(), who.device.to_string(), "member.role", detail).await?;
+    state.roster().db().audit(unix_now(), who.device.to_string(), "member.role", detail).await?;
     state.relay.kick(Kick::Member(target.id));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -385,9 +386,9 @@ async fn set_clerk(
     let branch = roster_manager(&who)?;
     let forum: ForumId = forum.parse().map_err(|_| bad("forum id"))?;
     let target = member_of_branch(&state, branch, &body.member).await?;
-    state.roster()?.db().set_clerk(forum, target.id, body.clerk).await?;
+    state.roster().db().set_clerk(forum, target.id, body.clerk).await?;
     let detail = format!("{} clerk of {forum}: {}", target.id, body.clerk);
-    state.roster()?.db().audit(unix_now(), who.device.to_string(), "forum.clerk", detail).await?;
+    state.roster().db().audit(unix_now(), who.device.to_string(), "forum.clerk", detail).await?;
     state.relay.kick(Kick::Member(target.id));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -401,7 +402,7 @@ async fn revoke(
 ) -> Result<StatusCode, AppError> {
     let who = bearer(&state, &headers).await?;
     let device: DeviceId = id.parse().map_err(|_| bad("device id"))?;
-    let db = state.roster()?.db();
+    let db = state.roster().db();
     let record = db.device(device).await?.ok_or(RosterError::NotFound("device"))?;
     let owner = db.member(record.member).await?.ok_or(RosterError::NotFound("device"))?;
     let own = owner.id == who.subject.member;

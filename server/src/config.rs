@@ -31,6 +31,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "CHIBO_DATA", default_value = "./chibo-data")]
     pub data: PathBuf,
 
+    /// Keep documents and the roster in this PostgreSQL database instead of the SQLite file in
+    /// --data, e.g. postgres://chibo:secret@127.0.0.1:5432/chibo. Several relays may share one
+    /// database: a change received by one reaches the devices of all, and a device enrolled
+    /// through one signs in through any.
+    #[arg(long, global = true, env = "CHIBO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     #[command(subcommand)]
     pub command: CliCommand,
 }
@@ -91,8 +98,9 @@ pub enum CliCommand {
         #[arg(long)]
         qr: Option<PathBuf>,
     },
-    /// Revoke a device: it can no longer sign in and its future changes are refused (live
-    /// connections of a running relay close when revoked through the API).
+    /// Revoke a device: it can no longer sign in and its future changes are refused (its live
+    /// connections close at once when revoked through the API, or through this command on
+    /// PostgreSQL; on SQLite a running relay refuses only its next connection).
     RevokeDevice {
         #[arg(long)]
         device: String,
@@ -129,13 +137,6 @@ pub struct ServeArgs {
     /// every document (the demo app has no join screen yet).
     #[arg(long, env = "CHIBO_OPEN_ACCESS")]
     pub open_access: bool,
-
-    /// Keep documents in this PostgreSQL database instead of the SQLite file in --data, e.g.
-    /// postgres://chibo:secret@127.0.0.1:5432/chibo. Several relays may share one database;
-    /// a change received by one reaches the devices of all. The roster is not on PostgreSQL
-    /// yet, so this needs --open-access.
-    #[arg(long, env = "CHIBO_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
 }
 
 /// A PostgreSQL connection URL. It may hold a password, so it never appears in `Debug` output.
@@ -202,7 +203,7 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// `/sync` without a token gets the all-powerful development principal.
     pub open_access: bool,
-    /// Documents in PostgreSQL instead of `data`'s SQLite file (then `open_access` is required).
+    /// Documents and the roster in PostgreSQL instead of `data`'s SQLite file.
     pub database: Option<DatabaseUrl>,
     /// Rate limits and credential lifetimes.
     pub limits: Limits,
@@ -228,6 +229,8 @@ impl ServeConfig {
 #[derive(Debug, Clone)]
 pub struct InitConfig {
     pub data: DataDir,
+    /// PostgreSQL instead of `data`'s SQLite file.
+    pub database: Option<DatabaseUrl>,
     pub demo: bool,
 }
 
@@ -235,6 +238,7 @@ pub struct InitConfig {
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
     pub data: DataDir,
+    pub database: Option<DatabaseUrl>,
     pub branch: Option<BranchId>,
     pub out: PathBuf,
 }
@@ -243,6 +247,7 @@ pub struct ExportConfig {
 #[derive(Debug, Clone)]
 pub struct ImportConfig {
     pub data: DataDir,
+    pub database: Option<DatabaseUrl>,
     pub input: PathBuf,
 }
 
@@ -261,7 +266,7 @@ pub enum Command {
     Init(InitConfig),
     Export(ExportConfig),
     Import(ImportConfig),
-    Admin { data: DataDir, action: AdminAction },
+    Admin { data: DataDir, database: Option<DatabaseUrl>, action: AdminAction },
 }
 
 impl Command {
@@ -291,8 +296,6 @@ pub enum ConfigError {
     DataNotDir { path: PathBuf },
     #[error("--database-url: {reason}")]
     DatabaseUrl { reason: String },
-    #[error("--database-url without --open-access: {}", crate::http::NO_ROSTER_ON_POSTGRES)]
-    NoRosterOnPostgres,
 }
 
 impl Cli {
@@ -302,9 +305,13 @@ impl Cli {
         if data.path().exists() && !data.path().is_dir() {
             return Err(ConfigError::DataNotDir { path: data.0 });
         }
+        let database = match self.database_url.filter(|u| !u.trim().is_empty()) {
+            None => None,
+            Some(url) => Some(DatabaseUrl::new(url).map_err(|reason| ConfigError::DatabaseUrl { reason })?),
+        };
         Ok(match self.command {
-            CliCommand::Serve(args) => Command::Serve(args.validate(data)?),
-            CliCommand::Init { demo } => Command::Init(InitConfig { data, demo }),
+            CliCommand::Serve(args) => Command::Serve(args.validate(data, database)?),
+            CliCommand::Init { demo } => Command::Init(InitConfig { data, database, demo }),
             CliCommand::Export { branch, out } => {
                 let branch = branch
                     .map(|b| {
@@ -312,16 +319,16 @@ impl Cli {
                             .map_err(|e| ConfigError::Branch { value: b.clone(), reason: e.to_string() })
                     })
                     .transpose()?;
-                Command::Export(ExportConfig { data, branch, out })
+                Command::Export(ExportConfig { data, database, branch, out })
             }
-            CliCommand::Import { input } => Command::Import(ImportConfig { data, input }),
+            CliCommand::Import { input } => Command::Import(ImportConfig { data, database, input }),
             CliCommand::CreateUnit { kind, name, parent } => {
                 let kind = match kind {
                     UnitKindArg::Committee => UnitKind::Committee,
                     UnitKindArg::Branch => UnitKind::Branch,
                 };
                 let parent = parent.map(|p| id_arg("--parent", &p)).transpose()?;
-                Command::Admin { data, action: AdminAction::CreateUnit { kind, name, parent } }
+                Command::Admin { data, database, action: AdminAction::CreateUnit { kind, name, parent } }
             }
             CliCommand::Invite { unit, role, name, expires_in_hours, host, qr } => {
                 let unit = id_arg("--unit", &unit)?;
@@ -331,10 +338,15 @@ impl Cli {
                     reason: e.to_string(),
                 })?;
                 let ttl = Duration::from_secs(expires_in_hours.saturating_mul(3600));
-                Command::Admin { data, action: AdminAction::Invite { unit, role, name, ttl, host, qr } }
+                Command::Admin {
+                    data,
+                    database,
+                    action: AdminAction::Invite { unit, role, name, ttl, host, qr },
+                }
             }
             CliCommand::RevokeDevice { device } => Command::Admin {
                 data,
+                database,
                 action: AdminAction::RevokeDevice { device: id_arg("--device", &device)? },
             },
         })
@@ -353,7 +365,7 @@ fn id_arg<T: FromStr<Err = chibo_shared::ids::IdError>>(
 }
 
 impl ServeArgs {
-    fn validate(self, data: DataDir) -> Result<ServeConfig, ConfigError> {
+    fn validate(self, data: DataDir, database: Option<DatabaseUrl>) -> Result<ServeConfig, ConfigError> {
         let listen = self.listen.parse().map_err(|_| ConfigError::Listen { value: self.listen.clone() })?;
         let app_dir = match self.app_dir {
             None => None,
@@ -378,11 +390,6 @@ impl ServeArgs {
             value: self.max_message_bytes.clone(),
             reason: "too large for this platform".into(),
         })?;
-        let database = match self.database_url.filter(|u| !u.trim().is_empty()) {
-            None => None,
-            Some(_) if !self.open_access => return Err(ConfigError::NoRosterOnPostgres),
-            Some(url) => Some(DatabaseUrl::new(url).map_err(|reason| ConfigError::DatabaseUrl { reason })?),
-        };
         Ok(ServeConfig {
             data,
             listen,
@@ -469,19 +476,29 @@ mod tests {
     }
 
     #[test]
-    fn database_url_selects_postgres_and_needs_open_access() {
+    fn database_url_selects_postgres_for_every_command() {
         let url = "postgres://chibo:secret@127.0.0.1:5432/chibo";
+        let Ok(Command::Serve(c)) = parse(&["serve", "--database-url", url]) else { panic!("serve") };
+        assert_eq!(c.database.as_ref().map(DatabaseUrl::expose), Some(url));
+        assert!(!c.open_access, "the roster is on PostgreSQL too: no --open-access needed");
+        assert!(!format!("{c:?}").contains("secret"), "the password never shows in Debug");
         let Ok(Command::Serve(c)) = parse(&["serve", "--database-url", url, "--open-access"]) else {
             panic!("serve")
         };
-        assert_eq!(c.database.as_ref().map(DatabaseUrl::expose), Some(url));
-        assert!(!format!("{c:?}").contains("secret"), "the password never shows in Debug");
-        let err = parse(&["serve", "--database-url", url]).expect_err("no roster on PostgreSQL");
-        assert!(err.contains("the roster is not on PostgreSQL yet"), "{err}");
-        let err =
-            parse(&["serve", "--database-url", "postgres://[oops", "--open-access"]).expect_err("bad url");
+        assert!(c.open_access, "still an option");
+        let err = parse(&["serve", "--database-url", "postgres://[oops"]).expect_err("bad url");
         assert!(err.contains("--database-url"), "{err}");
+        let Ok(Command::Init(c)) = parse(&["--database-url", url, "init", "--demo"]) else { panic!("init") };
+        assert_eq!(c.database.as_ref().map(DatabaseUrl::expose), Some(url));
+        let Ok(Command::Admin { database, .. }) =
+            parse(&["create-unit", "--kind", "branch", "--name", "Chi bộ 3", "--database-url", url])
+        else {
+            panic!("admin")
+        };
+        assert_eq!(database.as_ref().map(DatabaseUrl::expose), Some(url));
         let Ok(Command::Serve(c)) = parse(&["serve"]) else { panic!("serve") };
+        assert!(c.database.is_none(), "SQLite by default");
+        let Ok(Command::Init(c)) = parse(&["init"]) else { panic!("init") };
         assert!(c.database.is_none(), "SQLite by default");
     }
 

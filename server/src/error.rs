@@ -30,10 +30,6 @@ pub enum AppError {
     /// The store did not answer in time.
     #[error("store did not answer within {0:?}")]
     StoreTimeout(std::time::Duration),
-
-    /// The relay runs without a roster (PostgreSQL holds documents only, in `--open-access`).
-    #[error("the roster is not on PostgreSQL yet")]
-    NoRoster,
 }
 
 impl AppError {
@@ -45,7 +41,6 @@ impl AppError {
             AppError::Store(StoreError::Full) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::NoRoster => StatusCode::NOT_IMPLEMENTED,
             AppError::Roster(e) => match e {
                 RosterError::InvalidCode | RosterError::Forbidden => StatusCode::FORBIDDEN,
                 RosterError::InviteUsed | RosterError::InviteExpired => StatusCode::GONE,

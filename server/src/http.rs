@@ -23,6 +23,7 @@ use crate::metrics::{self, InstrumentedStore, Metrics};
 use crate::relay::{DocIndex, Principal, Relay, RelayAccess, RelayOptions};
 use crate::roster::{Roster, RosterError, unix_now};
 use crate::store::postgres::PostgresStore;
+use crate::store::roster::RosterStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -38,48 +39,50 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServeConfig>,
     pub relay: Arc<Relay>,
-    /// `None` when documents live in PostgreSQL: the roster is on SQLite only (so far), and such
-    /// a relay serves `--open-access` alone.
-    pub roster: Option<Roster>,
+    pub roster: Roster,
     pub index: Arc<DocIndex>,
 }
 
+/// Where the roster is, for [`AppState::new`].
+#[derive(Debug, Clone)]
+pub enum RosterHome {
+    /// In this relay's own database (SQLite): the in-memory document index is the whole truth.
+    Own(Arc<dyn RosterStore>),
+    /// In a database other relays share (PostgreSQL): documents named through another relay are
+    /// looked up on a miss ([`DocIndex::learn`]).
+    Shared(Arc<dyn RosterStore>),
+}
+
 impl AppState {
-    /// Loads the document index from `sqlite`'s roster (if any: see [`AppState::roster`]) and
-    /// starts the relay on `store` (with SQLite the same database, possibly wrapped for metrics).
+    /// Loads the document index from the roster and starts the relay on `store` (the same
+    /// database, possibly wrapped for metrics).
     pub async fn new(
-        sqlite: Option<&SqliteStore>,
+        roster: RosterHome,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         config: ServeConfig,
     ) -> Result<Self, StoreError> {
-        let (index, roster) = match sqlite {
-            Some(sqlite) => {
-                let db = sqlite.roster();
-                let index = DocIndex::load(&db).await?;
-                (index, Some(Roster::new(db, config.limits.clone())))
-            }
-            None => (DocIndex::default(), None),
+        let db = match &roster {
+            RosterHome::Own(db) | RosterHome::Shared(db) => db.clone(),
         };
-        let index = Arc::new(index);
+        let index = Arc::new(DocIndex::load(db.as_ref()).await?);
+        let access = match roster {
+            RosterHome::Own(_) => RelayAccess::new(index.clone()),
+            RosterHome::Shared(db) => RelayAccess::with_roster(index.clone(), db),
+        };
         let options = RelayOptions::new(config.max_message_bytes);
-        let relay = Relay::start(store.clone(), metrics.clone(), options, RelayAccess::new(index.clone()));
+        let relay = Relay::start(store.clone(), metrics.clone(), options, access);
         if config.open_access {
             tracing::warn!("--open-access: anyone who reaches /sync reads and writes every document");
         }
+        let roster = Roster::new(db, config.limits.clone());
         Ok(Self { store, metrics, config: Arc::new(config), relay, roster, index })
     }
 
-    /// The roster, for handlers that need one.
-    pub fn roster(&self) -> Result<&Roster, AppError> {
-        self.roster.as_ref().ok_or(AppError::NoRoster)
+    pub fn roster(&self) -> &Roster {
+        &self.roster
     }
 }
-
-/// Why `serve --database-url` needs `--open-access` for now.
-pub const NO_ROSTER_ON_POSTGRES: &str = "the roster is not on PostgreSQL yet: --database-url serves documents \
-     only, so it needs --open-access (development and sync tests); use the SQLite store (--data) for \
-     enrolled devices";
 
 /// Opens the store (the SQLite file in `config.data`, or the PostgreSQL database of
 /// `config.database`) and serves until `shutdown` resolves, then finishes open HTTP requests and
@@ -90,13 +93,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if let Some(url) = config.database.clone() {
-        anyhow::ensure!(config.open_access, NO_ROSTER_ON_POSTGRES);
         let pg = PostgresStore::connect(url.expose()).await.context("opening the PostgreSQL store")?;
-        // Listening starts before the relay does, so no write of another relay goes unheard.
+        // Listening starts before the relay does, so no write (or roster change) of another relay
+        // goes unheard.
         let events = pg.listen();
         let metrics = Metrics::new();
+        let roster = RosterHome::Shared(pg.shared_roster());
         let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(pg, metrics.clone()));
-        let state = AppState::new(None, store, metrics, config).await?;
+        let state = AppState::new(roster, store, metrics, config).await?;
         state.relay.follow(events);
         return serve(listener, state, shutdown).await;
     }
@@ -108,8 +112,9 @@ pub async fn run(
         .await?
         .with_context(|| format!("opening {}", data.sqlite_path().display()))?;
     let metrics = Metrics::new();
-    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(sqlite.clone(), metrics.clone()));
-    let state = AppState::new(Some(&sqlite), store, metrics, config).await?;
+    let roster = RosterHome::Own(sqlite.shared_roster());
+    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(sqlite, metrics.clone()));
+    let state = AppState::new(roster, store, metrics, config).await?;
     serve(listener, state, shutdown).await
 }
 
@@ -198,19 +203,13 @@ async fn sync(
 ) -> Response {
     let peer = connect_info.map(|Extension(ConnectInfo(addr))| addr);
     let principal = match query.token {
-        Some(token) => {
-            let roster = match state.roster() {
-                Ok(roster) => roster,
-                Err(e) => return e.into_response(),
-            };
-            match roster.authenticate(&token, unix_now()).await {
-                Ok(device) => Principal::Device(Arc::new(device)),
-                Err(e) => {
-                    tracing::warn!(?peer, error = %e, "sync: refused credential");
-                    return AppError::from(e).into_response();
-                }
+        Some(token) => match state.roster().authenticate(&token, unix_now()).await {
+            Ok(device) => Principal::Device(Arc::new(device)),
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "sync: refused credential");
+                return AppError::from(e).into_response();
             }
-        }
+        },
         None if state.config.open_access => Principal::Dev,
         None => return AppError::from(RosterError::Unauthenticated).into_response(),
     };

@@ -7,7 +7,8 @@
 //! - [`config`]: command line and environment, validated once into typed configs.
 //! - [`http`]: `run(listener, config, shutdown)`, `router(state)`, the static app, `/healthz`,
 //!   `/metrics`, and the `/sync` WebSocket glue.
-//! - [`store`]: the `Store` trait, the SQLite (relay) and file-system (native client) backends,
+//! - [`store`]: the `Store` trait, the SQLite and PostgreSQL (relay) and file-system (native
+//!   client) backends, the `RosterStore` trait (the roster's tables, on SQLite or PostgreSQL),
 //!   and export/import of whole documents. **Only `store` touches disk** (besides serving the app).
 //! - [`metrics`]: counters and histograms as Prometheus text; `InstrumentedStore`.
 //! - [`error`]: `AppError`, the one error type handlers return.

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use chibo_server::config::{AdminAction, Cli, Command, DataDir, LogFormat};
+use chibo_server::config::{AdminAction, Cli, Command, DataDir, DatabaseUrl, LogFormat};
 use chibo_server::roster::{InviteSpec, Limits, Roster, unix_now};
 use chibo_server::store::Store;
+use chibo_server::store::postgres::PostgresStore;
+use chibo_server::store::roster::RosterStore;
 use chibo_server::store::sqlite::SqliteStore;
 use chibo_server::store::transfer;
 use clap::{CommandFactory as _, Parser as _};
@@ -34,14 +36,14 @@ async fn main() -> anyhow::Result<()> {
             chibo_server::http::run(listener, config, shutdown_signal()).await
         }
         Command::Init(config) => {
-            let sqlite = open_sqlite(&config.data).await?;
-            tracing::info!(path = %config.data.sqlite_path().display(), "store ready");
+            let (store, roster) = open_backend(&config.data, config.database.as_ref()).await?;
+            tracing::info!("store ready");
             if config.demo {
                 let demo = chibo_shared::schema::demo::demo_branch();
-                let roster = Roster::new(sqlite.roster(), Limits::default());
+                let roster = Roster::new(roster, Limits::default());
                 let week = std::time::Duration::from_secs(7 * 24 * 3600);
                 let invites = roster.seed_demo(&demo, week, unix_now()).await?;
-                let written = transfer::store_documents(&sqlite, demo.documents).await?;
+                let written = transfer::store_documents(&*store, demo.documents).await?;
                 tracing::info!(documents = written, "stored the demo branch");
                 println!(
                     "demo branch {} ({}); invite codes for a new device, valid 7 days:",
@@ -60,14 +62,14 @@ async fn main() -> anyhow::Result<()> {
                     "--branch {branch}: exporting one branch is not supported yet; omit --branch to export every document"
                 );
             }
-            let store = open_store(&config.data).await?;
+            let (store, _) = open_backend(&config.data, config.database.as_ref()).await?;
             let report = transfer::export_all(&*store, &config.out).await?;
             println!("exported {} document(s) to {}", report.documents, config.out.display());
             Ok(())
         }
-        Command::Admin { data, action } => admin(&data, action).await,
+        Command::Admin { data, database, action } => admin(&data, database.as_ref(), action).await,
         Command::Import(config) => {
-            let store = open_store(&config.data).await?;
+            let (store, _) = open_backend(&config.data, config.database.as_ref()).await?;
             let report = transfer::import_dir(&*store, &config.input).await?;
             println!(
                 "imported {} document(s); skipped {} other file(s)",
@@ -79,10 +81,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The relay admin's roster commands, run against the data directory.
-async fn admin(data: &DataDir, action: AdminAction) -> anyhow::Result<()> {
-    let sqlite = open_sqlite(data).await?;
-    let roster = Roster::new(sqlite.roster(), Limits::default());
+/// The relay admin's roster commands, run against the data directory or the PostgreSQL database.
+/// A revocation on PostgreSQL also closes the device's live connections on every running relay
+/// (they hear of it on commit); on SQLite only its later connections are refused.
+async fn admin(data: &DataDir, database: Option<&DatabaseUrl>, action: AdminAction) -> anyhow::Result<()> {
+    let (_, db) = open_backend(data, database).await?;
+    let roster = Roster::new(db, Limits::default());
     let now = unix_now();
     match action {
         AdminAction::CreateUnit { kind, name, parent } => {
@@ -126,8 +130,18 @@ async fn open_sqlite(data: &DataDir) -> anyhow::Result<SqliteStore> {
         .with_context(|| format!("opening {}", data.sqlite_path().display()))
 }
 
-async fn open_store(data: &DataDir) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(open_sqlite(data).await?))
+/// The document store and the roster: the SQLite file in `data`, or the PostgreSQL database.
+async fn open_backend(
+    data: &DataDir,
+    database: Option<&DatabaseUrl>,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn RosterStore>)> {
+    if let Some(url) = database {
+        let pg = PostgresStore::connect(url.expose()).await.context("opening the PostgreSQL store")?;
+        return Ok((Arc::new(pg.clone()), pg.shared_roster()));
+    }
+    let sqlite = open_sqlite(data).await?;
+    tracing::debug!(path = %data.sqlite_path().display(), "opened the SQLite store");
+    Ok((Arc::new(sqlite.clone()), sqlite.shared_roster()))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, close_code};
 use chibo_shared::ids::{DocumentId, PeerId};
 use chibo_shared::sync::{
     Access, CloseReason, ConnId, Direction, Effect, Engine, EngineConfig, IncomingChange, Input, Role,
@@ -36,10 +36,12 @@ use chibo_shared::schema::{DocPath, genesis_kind};
 use crate::engine_io::StoreIo;
 use crate::metrics::{Metrics, RefusedReason};
 use crate::roster::DevicePrincipal;
+pub use crate::roster::Kick;
 use crate::store::StoreError;
-use crate::store::sqlite::roster::RosterDb;
+use crate::store::roster::RosterStore;
 use crate::store::{Store, StoreEvent};
 use chibo_shared::storage::Chunk;
+use chibo_shared::wire::Message;
 
 /// The WebSocket read buffer of each `/sync` connection. tungstenite's default, 128 KiB, is
 /// zero-filled on the first read, so every idle connection cost 135 KiB of resident memory
@@ -75,24 +77,25 @@ impl Principal {
 /// Which document is which: document ids are hashes of canonical paths, so the relay keeps the
 /// paths it has been told (in the roster's `doc_index` table, mirrored here for the engine's
 /// synchronous checks). A document missing here is readable and writable by nobody but `Dev`.
+///
+/// Several relays on one database each hold their own copy: a document named through another
+/// relay is learnt here when a device first mentions it ([`DocIndex::learn`], before the frame
+/// reaches the engine), and kept.
 #[derive(Debug, Default)]
 pub struct DocIndex {
     paths: std::sync::RwLock<HashMap<DocumentId, DocPath>>,
 }
 
+/// At most this many unknown documents of one frame are looked up (a heads summary may list
+/// thousands); the rest stay unknown, and are refused, for that frame.
+const MAX_LOOKUPS_PER_FRAME: usize = 1000;
+
 impl DocIndex {
     /// Loads the whole index (one small row per document) from the roster.
-    pub async fn load(db: &RosterDb) -> Result<Self, StoreError> {
-        let mut paths = HashMap::new();
-        for (doc, path) in db.document_index().await? {
-            match path.parse::<DocPath>() {
-                Ok(p) if p.document_id() == doc => {
-                    paths.insert(doc, p);
-                }
-                _ => tracing::error!(%doc, path, "document index row does not match its id; ignored"),
-            }
-        }
-        Ok(Self { paths: std::sync::RwLock::new(paths) })
+    pub async fn load(db: &dyn RosterStore) -> Result<Self, StoreError> {
+        let index = Self::default();
+        index.insert_rows(db.document_index().await?);
+        Ok(index)
     }
 
     pub fn path(&self, doc: &DocumentId) -> Option<DocPath> {
@@ -100,7 +103,7 @@ impl DocIndex {
     }
 
     /// Records `paths` durably, then here.
-    pub async fn register(&self, db: &RosterDb, paths: &[DocPath]) -> Result<(), StoreError> {
+    pub async fn register(&self, db: &dyn RosterStore, paths: &[DocPath]) -> Result<(), StoreError> {
         let rows = paths.iter().map(|p| (p.document_id(), p.to_canonical_string(), p.branch())).collect();
         db.index_documents(rows).await?;
         let mut map = self.paths.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -108,6 +111,33 @@ impl DocIndex {
             map.insert(p.document_id(), *p);
         }
         Ok(())
+    }
+
+    /// Looks those of `docs` that are unknown here up in the roster (another relay on the same
+    /// database may have named them) and keeps what it finds. A document still unknown afterwards
+    /// is not remembered as such: it may be named later.
+    pub async fn learn(&self, db: &dyn RosterStore, docs: &[DocumentId]) -> Result<(), StoreError> {
+        let missing: Vec<DocumentId> = {
+            let map = self.paths.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            docs.iter().filter(|d| !map.contains_key(d)).take(MAX_LOOKUPS_PER_FRAME).copied().collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.insert_rows(db.document_paths(missing).await?);
+        Ok(())
+    }
+
+    fn insert_rows(&self, rows: Vec<(DocumentId, String)>) {
+        let mut map = self.paths.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (doc, path) in rows {
+            match path.parse::<DocPath>() {
+                Ok(p) if p.document_id() == doc => {
+                    map.insert(doc, p);
+                }
+                _ => tracing::error!(%doc, path, "document index row does not match its id; ignored"),
+            }
+        }
     }
 }
 
@@ -118,11 +148,37 @@ impl DocIndex {
 #[derive(Debug, Clone)]
 pub struct RelayAccess {
     index: Arc<DocIndex>,
+    /// Where documents unknown to `index` are looked up (see [`DocIndex::learn`]).
+    roster: Option<Arc<dyn RosterStore>>,
 }
 
 impl RelayAccess {
+    /// Documents named in `index` only (tests, and relays without a roster).
     pub fn new(index: Arc<DocIndex>) -> Self {
-        Self { index }
+        Self { index, roster: None }
+    }
+
+    /// Documents named in `index`, or else in `roster`'s document index (kept in `index` once
+    /// found): for relays sharing one database, where another relay may have named them.
+    pub fn with_roster(index: Arc<DocIndex>, roster: Arc<dyn RosterStore>) -> Self {
+        Self { index, roster: Some(roster) }
+    }
+
+    /// Makes sure the documents a device's frame is about are in the index if the roster knows
+    /// them, before the engine checks the frame against it. Dev connections need no index.
+    async fn learn_documents_of(&self, principal: &Principal, frame: &[u8]) {
+        let (Some(roster), Principal::Device(d)) = (&self.roster, principal) else { return };
+        // A frame that does not decode is the engine's to refuse.
+        let docs = match Message::decode(frame) {
+            Ok(Message::HeadsSummary { documents, .. }) => {
+                documents.into_iter().map(|(doc, _)| doc).collect()
+            }
+            Ok(m) => m.document().into_iter().collect::<Vec<_>>(),
+            Err(_) => return,
+        };
+        if let Err(e) = self.index.learn(roster.as_ref(), &docs).await {
+            tracing::warn!(device = %d.device, error = %e, "cannot look documents up in the index; refusing them");
+        }
     }
 }
 
@@ -172,13 +228,6 @@ impl Access for RelayAccess {
         }
         Ok(())
     }
-}
-
-/// Whose connections [`Relay::kick`] closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    Device(DeviceId),
-    Member(MemberId),
 }
 
 /// Relay settings.
@@ -234,6 +283,7 @@ enum Out {
 /// A running relay. Cheap to share behind an `Arc`.
 pub struct Relay {
     cmds: mpsc::UnboundedSender<Cmd>,
+    access: RelayAccess,
     next_conn: AtomicU64,
     metrics: Arc<Metrics>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -250,7 +300,7 @@ impl Relay {
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let mut config = EngineConfig::new(Role::Relay, options.peer_id);
         config.max_message_bytes = options.max_message_bytes;
-        let engine = Engine::new(config, access);
+        let engine = Engine::new(config, access.clone());
         let report = cmds.clone();
         let (io, writer) = StoreIo::start(store.clone(), move |input| {
             let _ = report.send(Cmd::Input(input));
@@ -281,6 +331,7 @@ impl Relay {
         };
         Arc::new(Self {
             cmds,
+            access,
             next_conn: AtomicU64::new(1),
             metrics,
             tasks: std::sync::Mutex::new(vec![engine_task, writer, ticker]),
@@ -288,7 +339,9 @@ impl Relay {
     }
 
     /// Closes the live connections of a revoked device (or of a member whose role changed) at
-    /// once; a reconnect is authenticated afresh.
+    /// once; a reconnect is authenticated afresh. Local to this relay: relays sharing a
+    /// PostgreSQL database hear of each other's roster changes through [`Relay::follow`]
+    /// ([`StoreEvent::RosterChanged`]).
     pub fn kick(&self, whom: Kick) {
         let _ = self.cmds.send(Cmd::Kick(whom));
     }
@@ -347,19 +400,20 @@ impl Relay {
                 let msg = match out {
                     Out::Frame(bytes) => {
                         metrics.message_out(bytes.len());
-                        Message::Binary(bytes.into())
+                        WsMessage::Binary(bytes.into())
                     }
                     Out::Close(reason) => {
                         let frame = CloseFrame {
                             code: close_code_for(&reason),
                             reason: short_reason(&reason).into(),
                         };
-                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = sink.send(WsMessage::Close(Some(frame))).await;
                         break;
                     }
                     Out::CloseWith(code, reason) => {
-                        let _ =
-                            sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                        let _ = sink
+                            .send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() })))
+                            .await;
                         break;
                     }
                 };
@@ -370,7 +424,7 @@ impl Relay {
             let _ = sink.close().await;
         });
         let outbox = Outbox { frames: outbox, writer: writer.abort_handle() };
-        if self.cmds.send(Cmd::Connected { conn, principal, outbox }).is_err() {
+        if self.cmds.send(Cmd::Connected { conn, principal: principal.clone(), outbox }).is_err() {
             writer.abort();
             return; // shutting down
         }
@@ -390,14 +444,17 @@ impl Relay {
             };
             let Some(frame) = frame else { break };
             match frame {
-                Ok(Message::Binary(bytes)) => {
+                Ok(WsMessage::Binary(bytes)) => {
                     self.metrics.message_in(bytes.len());
+                    // Awaited here, on this connection's task: its frames stay in order, and the
+                    // engine task never waits for the database.
+                    self.access.learn_documents_of(&principal, &bytes).await;
                     let input = Input::Frame { conn, bytes: bytes.to_vec() };
                     if self.cmds.send(Cmd::Input(input)).is_err() {
                         break;
                     }
                 }
-                Ok(Message::Text(_)) => {
+                Ok(WsMessage::Text(_)) => {
                     tracing::warn!("closing: text frame (the protocol is binary CBOR)");
                     self.metrics.frame_refused(RefusedReason::Text);
                     self.close_from_reader(
@@ -408,8 +465,8 @@ impl Relay {
                     );
                     break;
                 }
-                Ok(Message::Ping(_) | Message::Pong(_)) => {}
-                Ok(Message::Close(_)) => break,
+                Ok(WsMessage::Ping(_) | WsMessage::Pong(_)) => {}
+                Ok(WsMessage::Close(_)) => break,
                 Err(e) => {
                     // tungstenite refuses frames over the configured size before we see them.
                     let oversized = e.to_string().contains("too long") || e.to_string().contains("too big");
@@ -516,32 +573,23 @@ impl Runner {
                     }
                     self.handle(input);
                 }
-                Cmd::Kick(whom) => {
-                    let hit: Vec<ConnId> = self
-                        .owners
-                        .iter()
-                        .filter(|(_, (d, m))| match whom {
-                            Kick::Device(x) => *d == x,
-                            Kick::Member(x) => *m == x,
-                        })
-                        .map(|(c, _)| *c)
-                        .collect();
-                    for conn in hit {
-                        tracing::warn!(%conn, ?whom, "closing: access changed");
-                        self.owners.remove(&conn);
-                        if let Some(outbox) = self.conns.remove(&conn)
-                            && outbox
-                                .frames
-                                .try_send(Out::CloseWith(close_code::POLICY, "access changed"))
-                                .is_err()
-                        {
-                            outbox.writer.abort();
-                        }
-                        self.handle(Input::Disconnected { conn });
-                    }
+                Cmd::Kick(whom) | Cmd::Store(StoreEvent::RosterChanged(whom)) => {
+                    self.close_owned(|device, member| match whom {
+                        Kick::Device(x) => device == x,
+                        Kick::Member(x) => member == x,
+                    });
                 }
                 Cmd::Store(StoreEvent::Changed(doc)) => self.reload(doc),
                 Cmd::Store(StoreEvent::Resync) => {
+                    // A roster change another relay made meanwhile went unheard too: every device
+                    // connects again and is authenticated afresh.
+                    if !self.owners.is_empty() {
+                        tracing::info!(
+                            connections = self.owners.len(),
+                            "roster notifications may have been missed; closing device connections"
+                        );
+                    }
+                    self.close_owned(|_, _| true);
                     let docs = self.engine.documents();
                     if !docs.is_empty() {
                         tracing::info!(
@@ -582,6 +630,22 @@ impl Runner {
                     return;
                 }
             }
+        }
+    }
+
+    /// Closes the authenticated connections whose device and member `hit` picks.
+    fn close_owned(&mut self, hit: impl Fn(DeviceId, MemberId) -> bool) {
+        let conns: Vec<ConnId> =
+            self.owners.iter().filter(|(_, (d, m))| hit(*d, *m)).map(|(c, _)| *c).collect();
+        for conn in conns {
+            let whom = self.owners.remove(&conn);
+            tracing::warn!(%conn, ?whom, "closing: access changed");
+            if let Some(outbox) = self.conns.remove(&conn)
+                && outbox.frames.try_send(Out::CloseWith(close_code::POLICY, "access changed")).is_err()
+            {
+                outbox.writer.abort();
+            }
+            self.handle(Input::Disconnected { conn });
         }
     }
 

@@ -1,6 +1,7 @@
 //! The roster: units, members and their roles, devices, invites and sessions — who may connect,
 //! and as whom. Server-authoritative relational data (never a CRDT: who may write is not
-//! something a merge may decide), stored in the relay's database (`store::sqlite::roster`).
+//! something a merge may decide), stored in the relay's database through
+//! [`crate::store::roster::RosterStore`] (SQLite or PostgreSQL).
 //!
 //! Credentials are kept hashed: an invite code's secret part and a session token are stored only
 //! as SHA-256 digests; a device is known by its Ed25519 public key. Enrolment attempts are rate
@@ -24,7 +25,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::store::StoreError;
-use crate::store::sqlite::roster::{RedeemError, RosterDb};
+use crate::store::roster::{RedeemError, RosterStore};
 
 /// The alphabet of invite codes: no 0/O, 1/I/L, so a code read aloud or off paper types back.
 const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ#";
@@ -157,6 +158,13 @@ impl From<RedeemError> for RosterError {
     }
 }
 
+/// Whose live connections close because the roster changed (see `Relay::kick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    Device(DeviceId),
+    Member(MemberId),
+}
+
 /// What a device asks for when it enrols.
 #[derive(Debug, Clone)]
 pub struct EnrolRequest {
@@ -216,16 +224,17 @@ struct Window {
     hits: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
-/// Nonces handed out and not yet answered: the device each is for, and when.
-type OpenChallenges = HashMap<[u8; 32], (DeviceId, Instant)>;
-
-/// The roster service: the tables plus the in-memory pieces (rate limits, open challenges).
+/// The roster service: the tables plus the in-memory rate limit of enrolments.
+///
+/// The tables (open challenges included) are in the relay's database, shared by every relay on
+/// it; the rate limit is per process. With several relays on one PostgreSQL database the
+/// per-address enrolment limit therefore counts each relay's attempts separately (the per-invite
+/// limit of wrong secrets is in the database and holds across relays).
 #[derive(Clone)]
 pub struct Roster {
-    db: RosterDb,
+    db: Arc<dyn RosterStore>,
     limits: Limits,
     enrol_hits: Arc<Mutex<Window>>,
-    challenges: Arc<Mutex<OpenChallenges>>,
 }
 
 impl std::fmt::Debug for Roster {
@@ -288,11 +297,11 @@ pub fn parse_code(typed: &str) -> Option<(String, String)> {
 }
 
 impl Roster {
-    pub fn new(db: RosterDb, limits: Limits) -> Self {
-        Self { db, limits, enrol_hits: Arc::default(), challenges: Arc::default() }
+    pub fn new(db: Arc<dyn RosterStore>, limits: Limits) -> Self {
+        Self { db, limits, enrol_hits: Arc::default() }
     }
 
-    pub fn db(&self) -> &RosterDb {
+    pub fn db(&self) -> &Arc<dyn RosterStore> {
         &self.db
     }
 
@@ -456,18 +465,15 @@ impl Roster {
 
     // ----- sessions -----
 
-    /// A fresh nonce for `device` to sign; single use, valid for [`Limits::challenge_ttl`].
-    pub async fn challenge(&self, device: DeviceId) -> Result<[u8; 32], RosterError> {
+    /// A fresh nonce for `device` to sign; single use, valid for [`Limits::challenge_ttl`]
+    /// (kept in the database: any relay on it can check the answer).
+    pub async fn challenge(&self, device: DeviceId, now: i64) -> Result<[u8; 32], RosterError> {
         let mut nonce = [0u8; 32];
         rand::rng().fill_bytes(&mut nonce);
-        let mut open = self.challenges.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let ttl = self.limits.challenge_ttl;
-        open.retain(|_, (_, at)| now.duration_since(*at) < ttl);
-        if open.len() > 100_000 {
+        let ttl = i64::try_from(self.limits.challenge_ttl.as_secs()).unwrap_or(i64::MAX);
+        if !self.db.put_challenge(nonce, device, now, now.saturating_add(ttl)).await? {
             return Err(RosterError::RateLimited);
         }
-        open.insert(nonce, (device, now));
         Ok(nonce)
     }
 
@@ -479,14 +485,9 @@ impl Roster {
         signature: [u8; 64],
         now: i64,
     ) -> Result<(String, i64), RosterError> {
-        let issued = self
-            .challenges
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&nonce)
-            .filter(|(d, at)| *d == device && at.elapsed() < self.limits.challenge_ttl);
-        if issued.is_none() {
-            return Err(RosterError::Unauthenticated);
+        match self.db.take_challenge(nonce).await? {
+            Some((issued_to, open_until)) if issued_to == device && now < open_until => {}
+            _ => return Err(RosterError::Unauthenticated),
         }
         let record = self.db.device(device).await?.ok_or(RosterError::Unauthenticated)?;
         if record.revoked_at.is_some() {

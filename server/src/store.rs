@@ -8,6 +8,8 @@
 //! - [`postgres::PostgresStore`]: PostgreSQL, shared by several relay processes; each write
 //!   notifies the others on commit ([`StoreEvent`]).
 //! - [`fs::FsStore`]: one directory per document, for the native client.
+//! - [`roster::RosterStore`]: the roster's tables, on SQLite or PostgreSQL (the same database as
+//!   the documents).
 //! - [`transfer`]: export/import of whole documents as `.automerge` files, used by the CLI.
 
 use std::io;
@@ -19,6 +21,7 @@ use chibo_shared::storage::{Chunk, WriteBatch};
 
 pub mod fs;
 pub mod postgres;
+pub mod roster;
 pub mod sqlite;
 pub mod transfer;
 
@@ -61,8 +64,11 @@ pub enum StoreEvent {
     /// Another process committed a write of this document.
     Changed(DocumentId),
     /// Notifications may have been missed (the listening connection was (re)established): treat
-    /// every document held in memory as changed.
+    /// every document held in memory as changed, and every live connection's access as stale.
     Resync,
+    /// Another process changed the roster in a way that closes these connections (a device
+    /// revoked, a member's role or clerkships changed).
+    RosterChanged(crate::roster::Kick),
 }
 
 /// Why a store operation failed.

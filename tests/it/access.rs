@@ -81,7 +81,7 @@ impl World {
         // The admin's own connection to the relay's database, opened (and migrated) first.
         let path = DataDir::new(data.path()).sqlite_path();
         let sqlite = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
-        let roster = Roster::new(sqlite.roster(), Limits::default());
+        let roster = Roster::new(sqlite.shared_roster(), Limits::default());
         let now = unix_now();
         let top = roster.create_unit(UnitKind::Committee, "Đảng ủy phường", None, now).await?;
         let a = roster.create_unit(UnitKind::Branch, "Chi bộ A", Some(top), now).await?;

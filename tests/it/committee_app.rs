@@ -238,7 +238,7 @@ async fn a_self_assessment_entered_offline_reaches_the_secretarys_matrix_and_hea
                 phone.wait_for("the offline status", OFFLINE).await?;
                 phone.click("item-A1-applies-yes").await?;
                 let select = phone.wait_for("the degree of A1", "[data-testid=item-A1-degree]").await?;
-                select.find(By::Css(&format!("option[value='{degree}']"))).await?.click().await?;
+                select.find(By::Css(format!("option[value='{degree}']"))).await?.click().await?;
                 phone
                     .wait_for("saved on the phone", "[data-testid=assessment-save-state][data-state=saved]")
                     .await?;

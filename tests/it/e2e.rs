@@ -149,7 +149,7 @@ pub(crate) async fn store_demo_branch(data: &Path) -> anyhow::Result<DemoCodes> 
     let path = DataDir::new(data).sqlite_path();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
     let demo = demo_branch();
-    let roster = Roster::new(store.roster(), Limits::default());
+    let roster = Roster::new(store.shared_roster(), Limits::default());
     let invites = roster.seed_demo(&demo, std::time::Duration::from_secs(3600), unix_now()).await?;
     transfer::store_documents(&store, demo.documents).await?;
     let code_of = |name: &str| invites.iter().find(|i| i.name == name).map(|i| i.code.clone());
@@ -167,7 +167,7 @@ pub(crate) async fn store_demo_branch(data: &Path) -> anyhow::Result<DemoCodes> 
 pub(crate) async fn second_device_code(data: &Path, role: DemoRole) -> anyhow::Result<String> {
     let path = DataDir::new(data).sqlite_path();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(path)).await??;
-    let roster = Roster::new(store.roster(), Limits::default());
+    let roster = Roster::new(store.shared_roster(), Limits::default());
     let demo = demo_branch();
     let member = demo.roster.iter().find(|m| m.role == role).context("a demo member with that role")?;
     let server_role = if role == DemoRole::Secretary { Role::Secretary } else { Role::Member };

@@ -76,6 +76,14 @@ impl Relay {
         Self::start(config).await
     }
 
+    /// Starts a relay node on the PostgreSQL database at `database_url`, closed: only devices
+    /// enrolled in the database's roster connect.
+    pub(crate) async fn start_on_postgres_enrolled(database_url: &str) -> anyhow::Result<Self> {
+        let mut config = ServeConfig::new(std::env::temp_dir().join("chibo-unused-data-dir"));
+        config.database = Some(DatabaseUrl::new(database_url).map_err(anyhow::Error::msg)?);
+        Self::start(config).await
+    }
+
     pub(crate) fn url(&self) -> String {
         sync_url(self.addr)
     }

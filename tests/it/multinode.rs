@@ -1,7 +1,9 @@
 //! Several relay nodes on one PostgreSQL database: a change received by one node reaches the
 //! devices of the others (each write notifies on commit; each node reloads what it holds), edits
 //! made on different nodes at once converge, and a node killed mid-stream loses nothing it
-//! acknowledged: its device moves to another node and finishes there.
+//! acknowledged: its device moves to another node and finishes there. With the roster in the same
+//! database, a device enrolled through one node signs in and writes through another, and a
+//! revocation through one closes its connections on all.
 //!
 //! Needs PostgreSQL: `CHIBO_TEST_PG` (set by `cargo xtask test`, which starts a private cluster).
 //! Without it these tests are skipped, or fail if `CHIBO_REQUIRE_PG=1`. Each test has a fresh
@@ -9,15 +11,20 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, ensure};
 use automerge::ChangeHash;
+use chibo_server::roster::{InviteSpec, Limits, Roster, UnitKind, unix_now};
+use chibo_server::store::postgres::PostgresStore;
 use chibo_server::store::postgres::testdb::TestDatabase;
-use chibo_shared::ids::{BranchId, DocumentId, ForumId};
+use chibo_shared::access::Role;
+use chibo_shared::ids::{BranchId, DeviceId, DocumentId, ForumId, PeerId};
 use chibo_shared::schema::{DocKind, DocPath, ForumText, genesis_change_bytes};
+use ed25519_dalek::{Signer as _, SigningKey};
 
 use crate::durability::{acknowledged, saved};
 use crate::harness::{
-    Device, Relay, RelayProcess, TIMEOUT, append_text, change_hashes, merged, sorted, stored_doc_pg, text_of,
+    Device, Relay, RelayProcess, TIMEOUT, append_text, change_hashes, closed, enrol, http_request,
+    json_field, merged, raw_join, sign_in, sorted, stored_doc_pg, text_of,
 };
 
 /// A fresh database for this test, or return `Ok(())` (skipped) when PostgreSQL is not configured.
@@ -228,6 +235,113 @@ async fn a_node_killed_mid_stream_loses_nothing_and_its_device_finishes_on_the_o
     assert_eq!(change_hashes(&stored), change_hashes(&all));
     assert_eq!(sorted(stored.get_heads()), heads);
 
+    node_b.stop().await?;
+    db.drop_database().await
+}
+
+/// Waits until `nodes` relays listen on the database at `url` (their `LISTEN` has run), so what
+/// follows reaches them as notifications rather than as the resync of a late listener.
+async fn wait_for_listeners(url: &str, nodes: i64) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND application_name LIKE 'chibo-listen-%' AND state = 'idle' AND query LIKE 'LISTEN%'",
+                &[],
+            )
+            .await?;
+        if row.get::<_, i64>(0) >= nodes {
+            return Ok(());
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "the relays did not start listening");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_device_moves_between_nodes_and_a_revocation_through_one_closes_it_on_the_other()
+-> anyhow::Result<()> {
+    let db = database!("an_enrolled_device_moves_between_nodes_and_a_revocation_through_one");
+    // Both nodes closed: only devices enrolled in the database's roster connect.
+    let (node_a, node_b) = (
+        Relay::start_on_postgres_enrolled(db.url()).await?,
+        Relay::start_on_postgres_enrolled(db.url()).await?,
+    );
+    wait_for_listeners(db.url(), 2).await?;
+    // The admin's own connection to the database: a branch and an invite for its secretary.
+    let admin = Roster::new(PostgresStore::connect(db.url()).await?.shared_roster(), Limits::default());
+    let now = unix_now();
+    let top = admin.create_unit(UnitKind::Committee, "Đảng ủy phường", None, now).await?;
+    let unit = admin.create_unit(UnitKind::Branch, "Chi bộ 5", Some(top), now).await?;
+    let branch = BranchId::from_bytes(*unit.as_bytes());
+    let hour = std::time::Duration::from_secs(3600);
+    let code = admin.create_invite(InviteSpec::new(unit, Role::Secretary, "Bí thư", hour), now).await?.code;
+
+    // Enrolled through A; a session opened through B.
+    let key = SigningKey::from_bytes(&[0x5E; 32]);
+    let (status, text) = enrol(node_a.addr(), &code, "bi-thu", &key).await?;
+    ensure!(status == 201, "enrol through A: {status} {text}");
+    let device: DeviceId = json_field(&text, "device")?.parse()?;
+    let (status, text) = sign_in(node_b.addr(), device, &key).await?;
+    ensure!(status == 200, "a session through B for a device enrolled through A: {status} {text}");
+    let token = json_field(&text, "token")?;
+    // And a challenge from A answered on B (as behind a load balancer that spreads requests).
+    let body = serde_json::json!({ "device": device.to_string() });
+    let (status, text) =
+        http_request(node_a.addr(), "POST", "/api/v1/session/challenge", None, Some(&body)).await?;
+    ensure!(status == 200, "a challenge from A: {status} {text}");
+    let nonce: [u8; 32] =
+        hex::decode(json_field(&text, "nonce")?)?.try_into().map_err(|_| anyhow::anyhow!("nonce length"))?;
+    let signed = serde_json::json!({
+        "device": device.to_string(),
+        "nonce": hex::encode(nonce),
+        "signature": hex::encode(key.sign(&chibo_shared::access::session_payload(&device, &nonce)).to_bytes()),
+    });
+    let (status, text) = http_request(node_b.addr(), "POST", "/api/v1/session", None, Some(&signed)).await?;
+    ensure!(status == 200, "A's challenge answered on B: {status} {text}");
+    let (status, _) = http_request(node_a.addr(), "POST", "/api/v1/session", None, Some(&signed)).await?;
+    ensure!(status == 401, "the same answer opened a second session on A: {status}");
+
+    // The minutes are named through A (with the session B opened), then written through B, which
+    // has never been told of them.
+    let path = DocPath::Forum { branch, forum: ForumId::from_bytes([0x61; 16]) };
+    let body = serde_json::json!({ "paths": [path.to_canonical_string()] });
+    let (status, text) =
+        http_request(node_a.addr(), "POST", "/api/v1/documents", Some(&token), Some(&body)).await?;
+    ensure!(status == 200, "naming the minutes through A: {status} {text}");
+    let doc = path.document_id();
+    let secretary = Device::new("bi-thu")?;
+    secretary.client.open(doc, Some(genesis_change_bytes(DocKind::Forum))).await?;
+    secretary.client.change(doc, |d| append_text(d, &ForumText::Minutes, "Khai mạc. ")).await??;
+    secretary.client.connect(&format!("{}?token={token}", node_b.url())).await?;
+    let heads = secretary.heads(doc).await?;
+    secretary.wait_for_heads(doc, &heads).await?;
+    assert_eq!(sorted(stored_doc_pg(db.url(), doc).await?.get_heads()), heads, "B stored the change");
+
+    // A live connection on B; the device is revoked through A (by its owner).
+    let mut live = match tokio_tungstenite::connect_async(format!("{}?token={token}", node_b.url())).await {
+        Ok((ws, _)) => ws,
+        Err(e) => anyhow::bail!("the session does not connect to B: {e}"),
+    };
+    raw_join(&mut live, &PeerId::new("bi-thu-raw")?).await?;
+    let revoke = format!("/api/v1/devices/{device}/revoke");
+    let (status, text) =
+        http_request(node_a.addr(), "POST", &revoke, Some(&token), Some(&serde_json::json!({}))).await?;
+    ensure!(status == 204, "revoke through A: {status} {text}");
+    ensure!(closed(&mut live, true).await? == Some(1008), "B kept the revoked device's connection open");
+    match tokio_tungstenite::connect_async(format!("{}?token={token}", node_b.url())).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            ensure!(r.status().as_u16() == 401, "B answered {}", r.status());
+        }
+        other => anyhow::bail!("B accepted the revoked device's session: {other:?}"),
+    }
+    let (status, _) = sign_in(node_b.addr(), device, &key).await?;
+    ensure!(status == 401, "B opened a new session for the revoked device: {status}");
+
+    node_a.stop().await?;
     node_b.stop().await?;
     db.drop_database().await
 }

@@ -33,7 +33,7 @@ commands:
   test              every test: native workspace tests (with a private PostgreSQL for the store and
                     multi-node tests), browser storage tests, the app build, then the end-to-end
                     browser tests (CHIBO_E2E=1; needs chromium and chromedriver)
-  test-pg           only the PostgreSQL store and multi-node relay tests, on a private PostgreSQL
+  test-pg           only the PostgreSQL store, roster and multi-node relay tests, on a private PostgreSQL
   screenshots DIR   PNGs of every member page at 360x800 in Vietnamese, written to DIR
   measure-startup   build the app and a blank Leptos page, time both starting from the service-worker
                     cache in Chromium (a table; CSV into $CHIBO_MEASURE_OUT if set)
@@ -97,7 +97,9 @@ fn test_pg() -> Result<()> {
         "-p",
         "chibo-server",
         "--lib",
+        "--",
         "store::postgres",
+        "roster::tests::postgres",
     ]));
     let multinode = run_cmd(command(&cargo_bin).envs(cluster.env()).args([
         "test",

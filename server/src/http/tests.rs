@@ -37,7 +37,8 @@ impl Server {
         let sqlite = SqliteStore::open(config.data.sqlite_path()).expect("store");
         let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(sqlite.clone(), metrics.clone()));
         config.open_access = true;
-        let state = AppState::new(Some(&sqlite), store, metrics.clone(), config).await.expect("state");
+        let roster = RosterHome::Own(sqlite.shared_roster());
+        let state = AppState::new(roster, store, metrics.clone(), config).await.expect("state");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;

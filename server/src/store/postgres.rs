@@ -10,6 +10,10 @@
 //! *other* nodes wrote as [`StoreEvent`]s; after (re)connecting it reports
 //! [`StoreEvent::Resync`], because notifications sent while it was not listening are lost.
 //!
+//! The roster's tables live in the same database ([`roster::PgRoster`]); its changes that close
+//! connections notify a second channel, [`roster::ROSTER_CHANNEL`], reported as
+//! [`StoreEvent::RosterChanged`].
+//!
 //! Connections are plain TCP or Unix sockets without TLS: run the database on the relay's host
 //! or a private network.
 
@@ -35,7 +39,7 @@ pub mod testdb;
 pub const CHANNEL: &str = "chibo_doc";
 
 /// The schema version this code writes (the row of `chibo_schema`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes a database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -50,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE documents (
          doc bytea NOT NULL PRIMARY KEY CHECK (length(doc) = 16)
      );",
+    // v2: the roster (units, members, devices, invites, sessions), the document index, the audit log.
+    roster::MIGRATION_V2,
 ];
 
 /// First key of chibo's advisory locks (the second is the document's, or 0 for migrations).
@@ -317,6 +323,9 @@ macro_rules! with_connection {
     }};
 }
 
+// After `with_connection!`, which it uses.
+pub mod roster;
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn load(&self, doc: DocumentId) -> Result<Vec<Chunk>, StoreError> {
@@ -490,7 +499,10 @@ async fn listen_once(inner: &Inner, events: &mpsc::UnboundedSender<StoreEvent>) 
         }
     });
     let _abort = AbortOnDrop(driver.abort_handle());
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(classify)?;
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {}", roster::ROSTER_CHANNEL))
+        .await
+        .map_err(classify)?;
     tracing::info!(node = %inner.node, "listening for other relays' writes");
     // Anything committed while nobody listened was not heard: the follower reloads what it holds.
     if events.send(StoreEvent::Resync).is_err() {
@@ -504,6 +516,18 @@ async fn listen_once(inner: &Inner, events: &mpsc::UnboundedSender<StoreEvent>) 
                 let Some(note) = note else {
                     return Err(StoreError::Unavailable { detail: "the listening connection closed".into() });
                 };
+                if note.channel() == roster::ROSTER_CHANNEL {
+                    match roster::parse_kick(note.payload()) {
+                        Some((_, node)) if node == inner.node => {} // closed here already
+                        Some((kick, _)) => {
+                            if events.send(StoreEvent::RosterChanged(kick)).is_err() {
+                                return Ok(());
+                            }
+                        }
+                        None => tracing::warn!(payload = note.payload(), "unexpected roster notification"),
+                    }
+                    continue;
+                }
                 let Some((doc, node)) = note.payload().split_once(' ') else { continue };
                 if node == inner.node {
                     continue; // our own write

@@ -139,6 +139,7 @@ async fn postgres_a_listener_whose_connection_dies_reconnects_and_asks_for_a_res
             StoreEvent::Resync => break,
             // The notification may have beaten the kill; the resync must still follow.
             StoreEvent::Changed(d) => assert_eq!(d, doc_id(4)),
+            other @ StoreEvent::RosterChanged(_) => panic!("no roster change was made: {other:?}"),
         }
     }
     // And it listens again.
@@ -208,4 +209,56 @@ async fn postgres_unreachable_server_is_unavailable() {
     assert!(err.is_transient());
     let err = PostgresStore::connect("postgres://[bad").await.expect_err("bad url");
     assert!(err.to_string().contains("database URL"), "{err}");
+}
+
+#[tokio::test]
+async fn postgres_roster_changes_notify_the_other_nodes_on_commit_but_not_their_own() {
+    use crate::roster::{Kick, MemberRecord, UnitKind, UnitRecord};
+    use crate::store::roster::RosterStore as _;
+    use chibo_shared::access::Role;
+    use chibo_shared::ids::{DeviceId, ForumId, MemberId, UnitId};
+
+    let db = database!("postgres_roster_changes_notify_the_other_nodes_on_commit_but_not_their_own");
+    let (a, b) = (open(&db).await, open(&db).await);
+    let (mut a_events, mut b_events) = (a.listen(), b.listen());
+    assert_eq!(next_event(&mut a_events).await, StoreEvent::Resync);
+    assert_eq!(next_event(&mut b_events).await, StoreEvent::Resync);
+    let roster = a.roster();
+    let unit = UnitId::from_bytes([1; 16]);
+    roster
+        .insert_unit(UnitRecord { id: unit, parent: None, kind: UnitKind::Branch, name: "Chi bộ".into() }, 1)
+        .await
+        .expect("unit");
+    let member = MemberId::from_bytes([2; 16]);
+    roster
+        .insert_member(MemberRecord { id: member, unit, name: "An".into(), role: Role::Member }, 1)
+        .await
+        .expect("member");
+
+    roster.set_role(member, Role::Committee).await.expect("role");
+    assert_eq!(next_event(&mut b_events).await, StoreEvent::RosterChanged(Kick::Member(member)));
+    roster.set_clerk(ForumId::from_bytes([3; 16]), member, true).await.expect("clerk");
+    assert_eq!(next_event(&mut b_events).await, StoreEvent::RosterChanged(Kick::Member(member)));
+    let device = DeviceId::from_bytes([4; 16]);
+    assert!(!roster.revoke_device(device, 2).await.expect("revoke"), "unknown device");
+    assert_eq!(next_event(&mut b_events).await, StoreEvent::RosterChanged(Kick::Device(device)));
+    // b's own change reaches a, and only a.
+    b.roster().set_role(member, Role::Member).await.expect("role");
+    assert_eq!(next_event(&mut a_events).await, StoreEvent::RosterChanged(Kick::Member(member)));
+    // A rolled-back change notifies nobody: a role for a member that does not exist still
+    // commits (an UPDATE of no row), so fail the transaction instead.
+    db.execute("ALTER TABLE members ADD CONSTRAINT short_roles CHECK (length(role) < 8)")
+        .await
+        .expect("constrain");
+    assert!(roster.set_role(member, Role::DeputySecretary).await.is_err(), "refused by the constraint");
+    a.write(doc_id(1), WriteBatch { puts: vec![edit(&mut Automerge::new(), "x", 1)], deletes: vec![] })
+        .await
+        .expect("write");
+    assert_eq!(
+        next_event(&mut b_events).await,
+        StoreEvent::Changed(doc_id(1)),
+        "nothing of the failed change"
+    );
+    assert!(a_events.try_recv().is_err(), "a heard nothing of its own changes");
+    db.drop_database().await.expect("drop");
 }

@@ -1,13 +1,21 @@
 //! The roster's tables in the relay's SQLite database: units, members, devices, invites,
-//! sessions, the document index and the audit log. Plain typed reads and writes; every decision
-//! (who may do what, code checks, expiry) is made by [`crate::roster`].
+//! sessions, the document index and the audit log ([`RosterStore`] on SQLite). Plain typed reads
+//! and writes; every decision (who may do what, code checks, expiry) is made by [`crate::roster`].
+//!
+//! Every write runs in an `IMMEDIATE` transaction on the one writer connection, so the checks
+//! inside [`RosterStore::redeem`] hold against any concurrent writer.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 use chibo_shared::access::Role;
 use chibo_shared::ids::{BranchId, DeviceId, DocumentId, ForumId, MemberId, UnitId};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{SqliteStore, classify};
 use crate::roster::{DeviceRecord, InviteRecord, MemberRecord, UnitKind, UnitRecord};
+use crate::store::roster::{RedeemError, RosterStore};
 use crate::store::{StoreError, blocking};
 
 /// Migration v2 of the SQLite schema.
@@ -81,23 +89,27 @@ pub(super) const MIGRATION_V2: &str = "
     );
 ";
 
-/// Why an invite could not be redeemed inside the transaction that redeems it.
-#[derive(Debug, thiserror::Error)]
-pub enum RedeemError {
-    #[error("the invite is already used")]
-    Used,
-    #[error("the invite has expired")]
-    Expired,
-    #[error("this public key or actor id is already enrolled")]
-    DuplicateDevice,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// The roster tables of one [`SqliteStore`]. Cheap to clone.
+/// The roster tables of one [`SqliteStore`]. Cheap to clone (clones share open challenges).
 #[derive(Debug, Clone)]
 pub struct RosterDb {
     store: SqliteStore,
+    challenges: Arc<OpenChallenges>,
+}
+
+/// Open challenges kept in memory: a SQLite relay is one process, which answers its own (and the
+/// schema stays as it is). Bounded: past [`MAX_OPEN_CHALLENGES`] new ones are refused.
+#[derive(Default)]
+struct OpenChallenges(Mutex<HashMap<[u8; 32], (DeviceId, i64)>>);
+
+/// Open challenges one SQLite relay keeps at most.
+const MAX_OPEN_CHALLENGES: usize = 100_000;
+
+impl std::fmt::Debug for OpenChallenges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the nonces.
+        let open = self.0.lock().map_or(0, |m| m.len());
+        f.debug_struct("OpenChallenges").field("open", &open).finish()
+    }
 }
 
 fn id16<T>(bytes: Vec<u8>, make: fn([u8; 16]) -> T) -> rusqlite::Result<T> {
@@ -180,7 +192,7 @@ const INVITE_COLS: &str = "lookup, secret_hash, unit, role, name, member, create
 
 impl RosterDb {
     pub(super) fn new(store: SqliteStore) -> Self {
-        Self { store }
+        Self { store, challenges: Arc::default() }
     }
 
     /// Runs `f` on a read connection, off the async runtime.
@@ -217,8 +229,11 @@ impl RosterDb {
         let path = self.store.inner.path.clone();
         self.write(move |tx| f(tx).map_err(classify(&path))).await
     }
+}
 
-    pub async fn insert_unit(&self, unit: UnitRecord, now: i64) -> Result<(), StoreError> {
+#[async_trait]
+impl RosterStore for RosterDb {
+    async fn insert_unit(&self, unit: UnitRecord, now: i64) -> Result<(), StoreError> {
         self.exec(move |tx| {
             let kind = match unit.kind {
                 UnitKind::Branch => "branch",
@@ -234,14 +249,14 @@ impl RosterDb {
         .await
     }
 
-    pub async fn units(&self) -> Result<Vec<UnitRecord>, StoreError> {
+    async fn units(&self) -> Result<Vec<UnitRecord>, StoreError> {
         self.read(|c| {
             c.prepare_cached(&format!("SELECT {UNIT_COLS} FROM units"))?.query_map([], unit_row)?.collect()
         })
         .await
     }
 
-    pub async fn unit(&self, id: UnitId) -> Result<Option<UnitRecord>, StoreError> {
+    async fn unit(&self, id: UnitId) -> Result<Option<UnitRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {UNIT_COLS} FROM units WHERE id = ?1"))?
                 .query_row(params![id.as_bytes()], unit_row)
@@ -251,7 +266,7 @@ impl RosterDb {
     }
 
     /// Stores an invite; `false` if its lookup is taken (the caller draws another code).
-    pub async fn insert_invite(&self, invite: InviteRecord) -> Result<bool, StoreError> {
+    async fn insert_invite(&self, invite: InviteRecord) -> Result<bool, StoreError> {
         let path = self.store.inner.path.clone();
         self.write(move |tx| {
             let n = tx
@@ -276,7 +291,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn invite(&self, lookup: String) -> Result<Option<InviteRecord>, StoreError> {
+    async fn invite(&self, lookup: String) -> Result<Option<InviteRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {INVITE_COLS} FROM invites WHERE lookup = ?1"))?
                 .query_row(params![lookup], invite_row)
@@ -286,7 +301,7 @@ impl RosterDb {
     }
 
     /// Counts one more wrong secret against an invite; returns the new count.
-    pub async fn invite_failed(&self, lookup: String) -> Result<u32, StoreError> {
+    async fn invite_failed(&self, lookup: String) -> Result<u32, StoreError> {
         let path = self.store.inner.path.clone();
         self.write(move |tx| {
             tx.query_row(
@@ -304,7 +319,7 @@ impl RosterDb {
 
     /// Marks the invite used and enrols the device (and the new member, if any) in one
     /// transaction, re-checking under the write lock that the invite is still unused and unexpired.
-    pub async fn redeem(
+    async fn redeem(
         &self,
         lookup: String,
         now: i64,
@@ -362,7 +377,7 @@ impl RosterDb {
     }
 
     /// Adds a member directly (the demo roster; real members join through invites).
-    pub async fn insert_member(&self, m: MemberRecord, now: i64) -> Result<(), StoreError> {
+    async fn insert_member(&self, m: MemberRecord, now: i64) -> Result<(), StoreError> {
         self.exec(move |tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO members (id, unit, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -373,7 +388,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn member(&self, id: MemberId) -> Result<Option<MemberRecord>, StoreError> {
+    async fn member(&self, id: MemberId) -> Result<Option<MemberRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE id = ?1"))?
                 .query_row(params![id.as_bytes()], member_row)
@@ -382,7 +397,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn members_of(&self, unit: UnitId) -> Result<Vec<MemberRecord>, StoreError> {
+    async fn members_of(&self, unit: UnitId) -> Result<Vec<MemberRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {MEMBER_COLS} FROM members WHERE unit = ?1 ORDER BY name"))?
                 .query_map(params![unit.as_bytes()], member_row)?
@@ -391,7 +406,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn set_role(&self, member: MemberId, role: Role) -> Result<(), StoreError> {
+    async fn set_role(&self, member: MemberId, role: Role) -> Result<(), StoreError> {
         self.exec(move |tx| {
             tx.execute(
                 "UPDATE members SET role = ?2 WHERE id = ?1",
@@ -402,7 +417,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn clerk_of(&self, member: MemberId) -> Result<Vec<ForumId>, StoreError> {
+    async fn clerk_of(&self, member: MemberId) -> Result<Vec<ForumId>, StoreError> {
         self.read(move |c| {
             c.prepare_cached("SELECT forum FROM clerks WHERE member = ?1")?
                 .query_map(params![member.as_bytes()], |r| id16(r.get(0)?, ForumId::from_bytes))?
@@ -411,7 +426,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn set_clerk(&self, forum: ForumId, member: MemberId, clerk: bool) -> Result<(), StoreError> {
+    async fn set_clerk(&self, forum: ForumId, member: MemberId, clerk: bool) -> Result<(), StoreError> {
         self.exec(move |tx| {
             let sql = if clerk {
                 "INSERT OR IGNORE INTO clerks (forum, member) VALUES (?1, ?2)"
@@ -423,7 +438,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn device(&self, id: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+    async fn device(&self, id: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"))?
                 .query_row(params![id.as_bytes()], device_row)
@@ -432,7 +447,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn devices_of(&self, member: MemberId) -> Result<Vec<DeviceRecord>, StoreError> {
+    async fn devices_of(&self, member: MemberId) -> Result<Vec<DeviceRecord>, StoreError> {
         self.read(move |c| {
             c.prepare_cached(&format!(
                 "SELECT {DEVICE_COLS} FROM devices WHERE member = ?1 ORDER BY enrolled_at"
@@ -444,7 +459,7 @@ impl RosterDb {
     }
 
     /// Revokes a device and drops its sessions; `false` if it was unknown or already revoked.
-    pub async fn revoke_device(&self, id: DeviceId, now: i64) -> Result<bool, StoreError> {
+    async fn revoke_device(&self, id: DeviceId, now: i64) -> Result<bool, StoreError> {
         let path = self.store.inner.path.clone();
         self.write(move |tx| {
             let err = classify(&path);
@@ -460,7 +475,27 @@ impl RosterDb {
         .await
     }
 
-    pub async fn insert_session(
+    async fn put_challenge(
+        &self,
+        nonce: [u8; 32],
+        device: DeviceId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut open = self.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open.retain(|_, (_, until)| *until > now);
+        if open.len() >= MAX_OPEN_CHALLENGES {
+            return Ok(false);
+        }
+        open.insert(nonce, (device, expires_at));
+        Ok(true)
+    }
+
+    async fn take_challenge(&self, nonce: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
+        Ok(self.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&nonce))
+    }
+
+    async fn insert_session(
         &self,
         token_hash: [u8; 32],
         device: DeviceId,
@@ -479,7 +514,7 @@ impl RosterDb {
     }
 
     /// The device and expiry of a session token hash.
-    pub async fn session(&self, token_hash: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
+    async fn session(&self, token_hash: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
         self.read(move |c| {
             c.prepare_cached("SELECT device, expires_at FROM sessions WHERE token_hash = ?1")?
                 .query_row(params![token_hash], |r| Ok((id16(r.get(0)?, DeviceId::from_bytes)?, r.get(1)?)))
@@ -489,7 +524,7 @@ impl RosterDb {
     }
 
     /// Records which documents are which (idempotent).
-    pub async fn index_documents(&self, docs: Vec<(DocumentId, String, BranchId)>) -> Result<(), StoreError> {
+    async fn index_documents(&self, docs: Vec<(DocumentId, String, BranchId)>) -> Result<(), StoreError> {
         self.exec(move |tx| {
             let mut put =
                 tx.prepare_cached("INSERT OR IGNORE INTO doc_index (doc, path, branch) VALUES (?1, ?2, ?3)")?;
@@ -502,7 +537,7 @@ impl RosterDb {
     }
 
     /// Every indexed document and its canonical path.
-    pub async fn document_index(&self) -> Result<Vec<(DocumentId, String)>, StoreError> {
+    async fn document_index(&self) -> Result<Vec<(DocumentId, String)>, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT doc, path FROM doc_index")?
                 .query_map([], |r| Ok((id16(r.get(0)?, DocumentId::from_bytes)?, r.get(1)?)))?
@@ -511,8 +546,21 @@ impl RosterDb {
         .await
     }
 
-    /// The canonical paths of one branch's indexed documents.
-    pub async fn paths_of_branch(&self, branch: BranchId) -> Result<Vec<String>, StoreError> {
+    async fn document_paths(&self, docs: Vec<DocumentId>) -> Result<Vec<(DocumentId, String)>, StoreError> {
+        self.read(move |c| {
+            let mut get = c.prepare_cached("SELECT path FROM doc_index WHERE doc = ?1")?;
+            let mut found = Vec::new();
+            for doc in docs {
+                if let Some(path) = get.query_row(params![doc.as_bytes()], |r| r.get(0)).optional()? {
+                    found.push((doc, path));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn paths_of_branch(&self, branch: BranchId) -> Result<Vec<String>, StoreError> {
         self.read(move |c| {
             c.prepare_cached("SELECT path FROM doc_index WHERE branch = ?1 ORDER BY path")?
                 .query_map(params![branch.as_bytes()], |r| r.get(0))?
@@ -521,7 +569,7 @@ impl RosterDb {
         .await
     }
 
-    pub async fn audit(
+    async fn audit(
         &self,
         at: i64,
         actor: String,
@@ -543,5 +591,10 @@ impl SqliteStore {
     /// The roster tables in this store's database.
     pub fn roster(&self) -> RosterDb {
         RosterDb::new(self.clone())
+    }
+
+    /// The same, as the relay shares it.
+    pub fn shared_roster(&self) -> std::sync::Arc<dyn RosterStore> {
+        std::sync::Arc::new(self.roster())
     }
 }
