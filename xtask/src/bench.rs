@@ -93,7 +93,10 @@ pub(crate) fn bench_sync(root: &Path, options: &Options) -> Result<()> {
     let (levels, duration): (&[Level], &str) = if options.quick {
         (&[Level { devices: 10 }, Level { devices: 50 }], "5")
     } else {
-        (&[Level { devices: 10 }, Level { devices: 50 }, Level { devices: 200 }], "20")
+        (
+            &[Level { devices: 10 }, Level { devices: 50 }, Level { devices: 100 }, Level { devices: 200 }],
+            "20",
+        )
     };
     println!(
         "bench-sync: chibo's relay runs with --open-access (no tokens): this measures sync, not \

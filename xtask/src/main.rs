@@ -38,7 +38,7 @@ commands:
   measure-startup   build the app and a blank Leptos page, time both starting from the service-worker
                     cache in Chromium (a table; CSV into $CHIBO_MEASURE_OUT if set)
   bench-sync [--quick] [--out DIR]
-                    the same load (10, 50, 200 devices; --quick: 10, 50, shorter) against chibo's relay
+                    the same load (10, 50, 100, 200 devices; --quick: 10, 50, shorter) against chibo's relay
                     (open access) and the automerge-repo sync server: a table of ratios, CSV and PNG in
                     DIR (default target/bench-sync/)";
 
