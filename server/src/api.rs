@@ -127,8 +127,10 @@ struct ChallengeBody {
 
 async fn challenge(
     State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<ChallengeBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    state.roster().count_sign_in_attempt(client_ip(connect_info))?;
     let device: DeviceId = body.device.parse().map_err(|_| bad("device"))?;
     let nonce = state.roster().challenge(device, unix_now()).await?;
     Ok(Json(serde_json::json!({ "nonce": hex::encode(nonce) })))
@@ -143,8 +145,10 @@ struct SessionBody {
 
 async fn session(
     State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(body): Json<SessionBody>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    state.roster().count_sign_in_attempt(client_ip(connect_info))?;
     let device: DeviceId = body.device.parse().map_err(|_| bad("device"))?;
     let nonce = hex_array(&body.nonce, "nonce")?;
     let signature = hex_array(&body.signature, "signature")?;
@@ -358,10 +362,13 @@ async fn set_role(
     let role: Role = body.role.parse().map_err(|_| bad("role"))?;
     may_grant(&who, role)?;
     may_grant(&who, target.role)?;
-    state.roster().db().set_role(target.id, role).await?;
+    let changed = state.roster().db().set_role(target.id, role).await;
+    // Closed here whatever the answer: a change whose acknowledgement was lost still happened
+    // (other relays hear of it), and closing a connection that could stay costs one reconnect.
+    state.relay.kick(Kick::Member(target.id));
+    changed?;
     let detail = format!("{} {} -> {role}", target.id, target.role);
     state.roster().db().audit(unix_now(), who.device.to_string(), "member.role", detail).await?;
-    state.relay.kick(Kick::Member(target.id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -386,10 +393,11 @@ async fn set_clerk(
     let branch = roster_manager(&who)?;
     let forum: ForumId = forum.parse().map_err(|_| bad("forum id"))?;
     let target = member_of_branch(&state, branch, &body.member).await?;
-    state.roster().db().set_clerk(forum, target.id, body.clerk).await?;
+    let changed = state.roster().db().set_clerk(forum, target.id, body.clerk).await;
+    state.relay.kick(Kick::Member(target.id)); // whatever the answer, as for roles
+    changed?;
     let detail = format!("{} clerk of {forum}: {}", target.id, body.clerk);
     state.roster().db().audit(unix_now(), who.device.to_string(), "forum.clerk", detail).await?;
-    state.relay.kick(Kick::Member(target.id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -411,10 +419,11 @@ async fn revoke(
     if !own && !manages {
         return Err(RosterError::NotFound("device").into());
     }
-    if db.revoke_device(device, unix_now()).await? {
-        db.audit(unix_now(), who.device.to_string(), "device.revoke", device.to_string()).await?;
+    let revoked = db.revoke_device(device, unix_now()).await;
+    state.relay.kick(Kick::Device(device)); // whatever the answer, as for roles
+    if revoked? {
         tracing::warn!(%device, by = %who.device, "device revoked");
+        db.audit(unix_now(), who.device.to_string(), "device.revoke", device.to_string()).await?;
     }
-    state.relay.kick(Kick::Device(device));
     Ok(StatusCode::NO_CONTENT)
 }

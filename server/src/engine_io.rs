@@ -70,17 +70,19 @@ const MAX_GROUP_BYTES: usize = 8 << 20;
 ///
 /// Group commit: the writes that queued up while the previous group was being written go to the
 /// store together ([`Store::write_group`]: one transaction and one fsync on SQLite), still in the
-/// order the engine asked for them. Under load the queue grows while the disk syncs, so groups
+/// order the engine asked for them, if the store commits groups at once
+/// ([`Store::commits_groups`]); else one at a time. Under load the queue grows while the disk syncs, so groups
 /// grow with the load; a lone write goes alone, at once.
 async fn write_loop<P>(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<(DocumentId, WriteId, WriteBatch)>,
     report: Report<P>,
 ) {
+    let max_group = if store.commits_groups() { MAX_GROUP } else { 1 };
     while let Some(first) = rx.recv().await {
         let mut bytes = batch_bytes(&first.2);
         let mut group = vec![first];
-        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+        while group.len() < max_group && bytes < MAX_GROUP_BYTES {
             let Ok(next) = rx.try_recv() else { break };
             bytes += batch_bytes(&next.2);
             group.push(next);
@@ -128,6 +130,8 @@ mod tests {
     struct Recording {
         inner: SqliteStore,
         groups: Mutex<Vec<usize>>,
+        /// What `commits_groups` says.
+        grouping: bool,
     }
 
     #[async_trait]
@@ -142,6 +146,9 @@ mod tests {
             self.groups.lock().expect("groups").push(batches.len());
             self.inner.write_group(batches).await
         }
+        fn commits_groups(&self) -> bool {
+            self.grouping
+        }
         async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError> {
             self.inner.list_documents().await
         }
@@ -154,7 +161,8 @@ mod tests {
     async fn writes_queued_together_commit_as_one_group_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = SqliteStore::open(dir.path().join("chibo.sqlite3")).expect("open");
-        let store = Arc::new(Recording { inner: sqlite.clone(), groups: Mutex::new(Vec::new()) });
+        let store =
+            Arc::new(Recording { inner: sqlite.clone(), groups: Mutex::new(Vec::new()), grouping: true });
         let (tx, mut rx) = mpsc::unbounded_channel::<Input<()>>();
         let (io, writer) = StoreIo::start(store.clone(), move |input| {
             let _ = tx.send(input);
@@ -205,5 +213,29 @@ mod tests {
         assert_eq!(*store.groups.lock().expect("groups"), vec![4, 1]);
         drop(io);
         writer.await.expect("writer ends once the StoreIo is gone");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_does_not_commit_groups_gets_writes_one_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = SqliteStore::open(dir.path().join("chibo.sqlite3")).expect("open");
+        let store = Arc::new(Recording { inner: sqlite, groups: Mutex::new(Vec::new()), grouping: false });
+        let (tx, mut rx) = mpsc::unbounded_channel::<Input<()>>();
+        let (io, writer) = StoreIo::start(store.clone(), move |input| {
+            let _ = tx.send(input);
+        });
+        for n in 0..3u8 {
+            let mut doc = Automerge::new();
+            let batch = WriteBatch { puts: vec![edit(&mut doc, "n", 1)], deletes: vec![] };
+            assert!(
+                io.carry_out(Effect::Write { doc: doc_id(n), write: WriteId(u64::from(n)), batch }).is_none()
+            );
+        }
+        for n in 0..3u64 {
+            assert!(matches!(rx.recv().await, Some(Input::Written { write, .. }) if write == WriteId(n)));
+        }
+        assert_eq!(*store.groups.lock().expect("groups"), vec![1, 1, 1]);
+        drop(io);
+        writer.await.expect("writer ends");
     }
 }

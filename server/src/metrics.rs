@@ -334,6 +334,10 @@ impl<S: Store> Store for InstrumentedStore<S> {
         outcomes
     }
 
+    fn commits_groups(&self) -> bool {
+        self.inner.commits_groups()
+    }
+
     async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError> {
         let r = self.inner.list_documents().await;
         self.count_error(StoreOp::List, r)

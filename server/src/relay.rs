@@ -81,10 +81,36 @@ impl Principal {
 /// Several relays on one database each hold their own copy: a document named through another
 /// relay is learnt here when a device first mentions it ([`DocIndex::learn`], before the frame
 /// reaches the engine), and kept.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DocIndex {
     paths: std::sync::RwLock<HashMap<DocumentId, DocPath>>,
+    /// Documents looked up and not found, and when: not looked up again for [`MISS_TTL`], so a
+    /// device repeating frames about unknown documents costs one query per document per TTL,
+    /// not one per frame. Bounded: cleared when it reaches [`MAX_MISSES`].
+    misses: std::sync::Mutex<HashMap<DocumentId, Instant>>,
+    /// Lookups in the database at once: they share the store's connection pool with document
+    /// loads and writes, which must not wait behind them.
+    lookups: tokio::sync::Semaphore,
 }
+
+impl Default for DocIndex {
+    fn default() -> Self {
+        Self {
+            paths: std::sync::RwLock::default(),
+            misses: std::sync::Mutex::default(),
+            lookups: tokio::sync::Semaphore::new(MAX_LOOKUPS_AT_ONCE),
+        }
+    }
+}
+
+/// How long a document not found in the database is taken as unknown without asking again.
+/// Devices name their documents before they connect, so a miss is a device ahead of its own
+/// naming (it retries) or a device asking about documents that do not exist.
+const MISS_TTL: Duration = Duration::from_secs(10);
+/// At most this many misses are remembered (a few hundred KiB).
+const MAX_MISSES: usize = 10_000;
+/// Database lookups of unknown documents running at once, across all connections.
+const MAX_LOOKUPS_AT_ONCE: usize = 2;
 
 /// At most this many unknown documents of one frame are looked up (a heads summary may list
 /// thousands); the rest stay unknown, and are refused, for that frame.
@@ -115,16 +141,36 @@ impl DocIndex {
 
     /// Looks those of `docs` that are unknown here up in the roster (another relay on the same
     /// database may have named them) and keeps what it finds. A document still unknown afterwards
-    /// is not remembered as such: it may be named later.
+    /// is not asked about again for [`MISS_TTL`] (it may be named later).
     pub async fn learn(&self, db: &dyn RosterStore, docs: &[DocumentId]) -> Result<(), StoreError> {
+        let now = Instant::now();
         let missing: Vec<DocumentId> = {
             let map = self.paths.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            docs.iter().filter(|d| !map.contains_key(d)).take(MAX_LOOKUPS_PER_FRAME).copied().collect()
+            let misses = self.misses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let recently_missed =
+                |d: &DocumentId| misses.get(d).is_some_and(|t| now.duration_since(*t) < MISS_TTL);
+            docs.iter()
+                .filter(|d| !map.contains_key(d) && !recently_missed(d))
+                .take(MAX_LOOKUPS_PER_FRAME)
+                .copied()
+                .collect()
         };
         if missing.is_empty() {
             return Ok(());
         }
-        self.insert_rows(db.document_paths(missing).await?);
+        let _turn = self
+            .lookups
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable { detail: "document lookups closed".into() })?;
+        let found = db.document_paths(missing.clone()).await?;
+        let found_ids: std::collections::HashSet<DocumentId> = found.iter().map(|(d, _)| *d).collect();
+        self.insert_rows(found);
+        let mut misses = self.misses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if misses.len() + missing.len() > MAX_MISSES {
+            misses.clear();
+        }
+        misses.extend(missing.into_iter().filter(|d| !found_ids.contains(d)).map(|d| (d, now)));
         Ok(())
     }
 
@@ -315,6 +361,7 @@ impl Relay {
             started: Instant::now(),
             store,
             reloads: HashMap::new(),
+            kicks: std::collections::VecDeque::new(),
         };
         let engine_task = tokio::spawn(runner.run(cmd_rx));
         let ticker = {
@@ -551,20 +598,58 @@ struct Runner {
     /// Reloads in flight (documents another relay wrote); `true`: another notification came
     /// meanwhile, so reload once more when this one lands (it may have read before that commit).
     reloads: HashMap<DocumentId, bool>,
+    /// Roster changes heard in the last [`KICK_MEMORY`] (`None`: all devices, after a `Resync`).
+    /// A device authenticated before one of them whose connection reaches the engine after it
+    /// (authentication and the upgrade run before `Cmd::Connected`) is closed at once.
+    kicks: std::collections::VecDeque<(Instant, Option<Kick>)>,
+}
+
+/// How long roster changes are remembered for connections still on their way to the engine; a
+/// principal checked longer ago than this is not let in (it re-authenticates).
+const KICK_MEMORY: Duration = Duration::from_secs(60);
+
+/// Whether the roster changed for `d` after its rights were read (`kicks` as in `Runner`).
+fn rights_stale(kicks: &std::collections::VecDeque<(Instant, Option<Kick>)>, d: &DevicePrincipal) -> bool {
+    d.checked_at.elapsed() > KICK_MEMORY
+        || kicks.iter().any(|(t, whom)| {
+            *t >= d.checked_at
+                && match whom {
+                    None => true,
+                    Some(Kick::Device(x)) => *x == d.device,
+                    Some(Kick::Member(x)) => *x == d.subject.member,
+                }
+        })
 }
 
 impl Runner {
+    fn remember_kick(&mut self, whom: Option<Kick>) {
+        let now = Instant::now();
+        while self.kicks.front().is_some_and(|(t, _)| now.duration_since(*t) > KICK_MEMORY) {
+            self.kicks.pop_front();
+        }
+        self.kicks.push_back((now, whom));
+    }
+
+    fn stale(&self, d: &DevicePrincipal) -> bool {
+        rights_stale(&self.kicks, d)
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         while let Some(cmd) = rx.recv().await {
             match cmd {
                 Cmd::Connected { conn, principal, outbox } => {
                     self.conns.insert(conn, outbox);
+                    let mut stale = false;
                     if let Some(d) = principal.device() {
                         tracing::info!(%conn, device = %d.device, member = %d.subject.member, "device connected");
                         self.owners.insert(conn, (d.device, d.subject.member));
+                        stale = self.stale(d);
                     }
                     let input = Input::Connected { conn, direction: Direction::Inbound, principal };
                     self.handle(input);
+                    if stale {
+                        self.close_owned(|_, _| true, Some(conn));
+                    }
                 }
                 Cmd::Input(input) => {
                     if let Input::Disconnected { conn } = &input {
@@ -574,10 +659,14 @@ impl Runner {
                     self.handle(input);
                 }
                 Cmd::Kick(whom) | Cmd::Store(StoreEvent::RosterChanged(whom)) => {
-                    self.close_owned(|device, member| match whom {
-                        Kick::Device(x) => device == x,
-                        Kick::Member(x) => member == x,
-                    });
+                    self.remember_kick(Some(whom));
+                    self.close_owned(
+                        |device, member| match whom {
+                            Kick::Device(x) => device == x,
+                            Kick::Member(x) => member == x,
+                        },
+                        None,
+                    );
                 }
                 Cmd::Store(StoreEvent::Changed(doc)) => self.reload(doc),
                 Cmd::Store(StoreEvent::Resync) => {
@@ -589,7 +678,8 @@ impl Runner {
                             "roster notifications may have been missed; closing device connections"
                         );
                     }
-                    self.close_owned(|_, _| true);
+                    self.remember_kick(None);
+                    self.close_owned(|_, _| true, None);
                     let docs = self.engine.documents();
                     if !docs.is_empty() {
                         tracing::info!(
@@ -633,10 +723,15 @@ impl Runner {
         }
     }
 
-    /// Closes the authenticated connections whose device and member `hit` picks.
-    fn close_owned(&mut self, hit: impl Fn(DeviceId, MemberId) -> bool) {
-        let conns: Vec<ConnId> =
-            self.owners.iter().filter(|(_, (d, m))| hit(*d, *m)).map(|(c, _)| *c).collect();
+    /// Closes the authenticated connections whose device and member `hit` picks (only `only`,
+    /// if given).
+    fn close_owned(&mut self, hit: impl Fn(DeviceId, MemberId) -> bool, only: Option<ConnId>) {
+        let conns: Vec<ConnId> = self
+            .owners
+            .iter()
+            .filter(|(c, (d, m))| only.is_none_or(|o| o == **c) && hit(*d, *m))
+            .map(|(c, _)| *c)
+            .collect();
         for conn in conns {
             let whom = self.owners.remove(&conn);
             tracing::warn!(%conn, ?whom, "closing: access changed");
@@ -715,6 +810,74 @@ impl Runner {
                 | Effect::DocUnavailable { .. }
                 | Effect::Ephemeral { .. } => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chibo_shared::access::{Role, Subject};
+    use chibo_shared::ids::BranchId;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    fn profile(n: u8) -> DocPath {
+        DocPath::BranchProfile { branch: BranchId::from_bytes([n; 16]) }
+    }
+
+    fn row(p: DocPath) -> (DocumentId, String, BranchId) {
+        (p.document_id(), p.to_canonical_string(), p.branch())
+    }
+
+    #[tokio::test]
+    async fn documents_named_through_another_relay_are_learnt_and_misses_are_not_asked_again_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("chibo.sqlite3")).expect("open");
+        let db = store.shared_roster();
+        let index = DocIndex::default();
+        let (named, unknown) = (profile(1), profile(2));
+        // Another relay on the same database names `named`.
+        db.index_documents(vec![row(named)]).await.expect("index");
+        index.learn(db.as_ref(), &[named.document_id(), unknown.document_id()]).await.expect("learn");
+        assert_eq!(index.path(&named.document_id()), Some(named));
+        assert_eq!(index.path(&unknown.document_id()), None);
+
+        // `unknown` is named now, but it was just looked up and missed: a device repeating frames
+        // about it does not cost a query each (for `MISS_TTL`).
+        db.index_documents(vec![row(unknown)]).await.expect("index");
+        index.learn(db.as_ref(), &[unknown.document_id()]).await.expect("learn");
+        assert_eq!(index.path(&unknown.document_id()), None, "looked up again within the miss TTL");
+
+        // Naming through this relay is known at once, miss or not.
+        index.register(db.as_ref(), &[unknown]).await.expect("register");
+        assert_eq!(index.path(&unknown.document_id()), Some(unknown));
+    }
+
+    #[test]
+    fn rights_read_before_a_roster_change_about_them_are_stale() {
+        let member = MemberId::from_bytes([1; 16]);
+        let device = DeviceId::from_bytes([2; 16]);
+        let before = Instant::now();
+        let d = DevicePrincipal {
+            device,
+            actor: vec![2],
+            subject: Subject::in_branch(member, Role::Member, BranchId::from_bytes([3; 16])),
+            checked_at: before,
+        };
+        let later = before + Duration::from_millis(1);
+        let earlier = before.checked_sub(Duration::from_millis(1)).expect("an instant before");
+        let kicks = |list: Vec<(Instant, Option<Kick>)>| list.into_iter().collect();
+        assert!(!rights_stale(&kicks(vec![]), &d));
+        assert!(rights_stale(&kicks(vec![(later, Some(Kick::Device(device)))]), &d));
+        assert!(rights_stale(&kicks(vec![(later, Some(Kick::Member(member)))]), &d));
+        assert!(rights_stale(&kicks(vec![(later, None)]), &d), "a resync covers everyone");
+        let other = Kick::Device(DeviceId::from_bytes([9; 16]));
+        assert!(!rights_stale(&kicks(vec![(later, Some(other))]), &d), "someone else's change");
+        assert!(!rights_stale(&kicks(vec![(earlier, Some(Kick::Device(device)))]), &d), "read after it");
+        if let Some(long_ago) = before.checked_sub(KICK_MEMORY + Duration::from_secs(1)) {
+            let old = DevicePrincipal { checked_at: long_ago, ..d.clone() };
+            assert!(rights_stale(&kicks(vec![]), &old), "older than the memory of changes");
         }
     }
 }

@@ -99,6 +99,9 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
 pub struct Limits {
     /// Enrolment attempts one client address may make per `window`.
     pub enrol_per_ip: usize,
+    /// Sign-in requests (challenges and answers) one client address may make per `window`:
+    /// each costs a database transaction, and asking needs no credential.
+    pub sign_in_per_ip: usize,
     pub window: Duration,
     /// Wrong secrets after which an invite is locked (the secretary issues a new one).
     pub invite_failures: u32,
@@ -112,6 +115,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             enrol_per_ip: 10,
+            // A branch behind one address (a ward's shared Wi-Fi): 20 phones signing in a few
+            // times in ten minutes stays well under this.
+            sign_in_per_ip: 240,
             window: Duration::from_secs(600),
             invite_failures: 5,
             session_ttl: Duration::from_secs(12 * 3600),
@@ -152,6 +158,7 @@ impl From<RedeemError> for RosterError {
         match e {
             RedeemError::Used => RosterError::InviteUsed,
             RedeemError::Expired => RosterError::InviteExpired,
+            RedeemError::Locked => RosterError::InviteLocked,
             RedeemError::DuplicateDevice => RosterError::DuplicateDevice,
             RedeemError::Store(e) => RosterError::Store(e),
         }
@@ -188,6 +195,9 @@ pub struct DevicePrincipal {
     pub device: DeviceId,
     pub actor: Vec<u8>,
     pub subject: Subject,
+    /// When the roster was read for this principal: a roster change after it (a kick the relay
+    /// heard before the connection reached it) means these rights may be stale.
+    pub checked_at: Instant,
 }
 
 /// What an invite is for.
@@ -224,7 +234,30 @@ struct Window {
     hits: HashMap<IpAddr, VecDeque<Instant>>,
 }
 
-/// The roster service: the tables plus the in-memory rate limit of enrolments.
+/// Counts one attempt of `ip` in `hits`, or refuses it once `limit` were made within `window`.
+fn count_attempt(
+    hits: &Mutex<Window>,
+    limit: usize,
+    window: Duration,
+    ip: IpAddr,
+    what: &str,
+) -> Result<(), RosterError> {
+    let mut w = hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = Instant::now();
+    w.hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+    let q = w.hits.entry(ip).or_default();
+    while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        q.pop_front();
+    }
+    if q.len() >= limit {
+        tracing::warn!(%ip, what, "rate limit hit");
+        return Err(RosterError::RateLimited);
+    }
+    q.push_back(now);
+    Ok(())
+}
+
+/// The roster service: the tables plus the in-memory rate limits of enrolments and sign-ins.
 ///
 /// The tables (open challenges included) are in the relay's database, shared by every relay on
 /// it; the rate limit is per process. With several relays on one PostgreSQL database the
@@ -235,6 +268,7 @@ pub struct Roster {
     db: Arc<dyn RosterStore>,
     limits: Limits,
     enrol_hits: Arc<Mutex<Window>>,
+    sign_in_hits: Arc<Mutex<Window>>,
 }
 
 impl std::fmt::Debug for Roster {
@@ -298,7 +332,7 @@ pub fn parse_code(typed: &str) -> Option<(String, String)> {
 
 impl Roster {
     pub fn new(db: Arc<dyn RosterStore>, limits: Limits) -> Self {
-        Self { db, limits, enrol_hits: Arc::default() }
+        Self { db, limits, enrol_hits: Arc::default(), sign_in_hits: Arc::default() }
     }
 
     pub fn db(&self) -> &Arc<dyn RosterStore> {
@@ -433,7 +467,7 @@ impl Roster {
             enrolled_at: now,
             revoked_at: None,
         };
-        self.db.redeem(lookup.clone(), now, new_member, device).await?;
+        self.db.redeem(lookup.clone(), now, self.limits.invite_failures, new_member, device).await?;
         self.db
             .audit(
                 now,
@@ -447,20 +481,13 @@ impl Roster {
     }
 
     fn count_enrol_attempt(&self, ip: IpAddr) -> Result<(), RosterError> {
-        let mut w = self.enrol_hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let window = self.limits.window;
-        w.hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        let q = w.hits.entry(ip).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-            q.pop_front();
-        }
-        if q.len() >= self.limits.enrol_per_ip {
-            tracing::warn!(%ip, "enrolment rate limit hit");
-            return Err(RosterError::RateLimited);
-        }
-        q.push_back(now);
-        Ok(())
+        count_attempt(&self.enrol_hits, self.limits.enrol_per_ip, self.limits.window, ip, "enrolment")
+    }
+
+    /// Counts a sign-in request (a challenge asked for, or answered) from `ip`; refuses once the
+    /// address has made [`Limits::sign_in_per_ip`] in the window. Per process, like enrolments.
+    pub fn count_sign_in_attempt(&self, ip: IpAddr) -> Result<(), RosterError> {
+        count_attempt(&self.sign_in_hits, self.limits.sign_in_per_ip, self.limits.window, ip, "sign-in")
     }
 
     // ----- sessions -----
@@ -507,6 +534,7 @@ impl Roster {
 
     /// The device behind a session token, if the session is live and the device not revoked.
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<DevicePrincipal, RosterError> {
+        let checked_at = Instant::now();
         let (device, expires_at) =
             self.db.session(token_hash(token)).await?.ok_or(RosterError::Unauthenticated)?;
         if expires_at <= now {
@@ -518,7 +546,7 @@ impl Roster {
         }
         let member = self.db.member(record.member).await?.ok_or(RosterError::Unauthenticated)?;
         let subject = self.subject(&member).await?;
-        Ok(DevicePrincipal { device, actor: record.actor, subject })
+        Ok(DevicePrincipal { device, actor: record.actor, subject, checked_at })
     }
 
     /// What the access policy knows about `member`.

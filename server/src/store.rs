@@ -51,6 +51,14 @@ pub trait Store: Send + Sync + 'static {
         outcomes
     }
 
+    /// True when [`Store::write_group`] commits a group at once (one transaction), so that
+    /// handing it the writes queued up is faster than one by one. The relay's writer groups
+    /// writes only then: with the default one-by-one `write_group`, a group would only hold back
+    /// the reports of its first writes (and the sync messages that wait on them).
+    fn commits_groups(&self) -> bool {
+        false
+    }
+
     /// Every document with at least one stored chunk.
     async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError>;
 
@@ -118,6 +126,11 @@ pub enum StoreError {
     /// The blocking task doing the work panicked or was cancelled (a bug, not a storage state).
     #[error("store task did not complete: {0}")]
     TaskFailed(#[source] tokio::task::JoinError),
+
+    /// Written in one transaction with other writes (group commit), which failed as a whole for
+    /// a reason that is not this write's own: `detail` is that failure.
+    #[error("{detail}")]
+    GroupFailed { detail: String },
 }
 
 impl StoreError {
@@ -135,6 +148,25 @@ impl StoreError {
     /// True when retrying later may succeed without anyone fixing anything.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Busy | StoreError::Unavailable { .. })
+    }
+
+    /// The same failure, for another write of the same group. Errors are not `Clone` (sources),
+    /// so variants with a source become [`StoreError::GroupFailed`] with the message.
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::Full => StoreError::Full,
+            StoreError::Busy => StoreError::Busy,
+            StoreError::Corrupt { detail } => StoreError::Corrupt { detail: detail.clone() },
+            StoreError::ReadOnly { path, detail } => {
+                StoreError::ReadOnly { path: path.clone(), detail: detail.clone() }
+            }
+            StoreError::InvalidChunkName { name } => StoreError::InvalidChunkName { name: name.clone() },
+            StoreError::SchemaTooNew { found, supported } => {
+                StoreError::SchemaTooNew { found: *found, supported: *supported }
+            }
+            StoreError::Unavailable { detail } => StoreError::Unavailable { detail: detail.clone() },
+            other => StoreError::GroupFailed { detail: other.to_string() },
+        }
     }
 }
 

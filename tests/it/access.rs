@@ -557,6 +557,22 @@ async fn guessing_invite_codes_is_rate_limited() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_requests_are_rate_limited_per_address() -> anyhow::Result<()> {
+    // Each sign-in is two requests (challenge, answer); allow two sign-ins.
+    let limits = Limits { sign_in_per_ip: 4, ..Limits::default() };
+    let mut w = World::start(limits).await?;
+    let a = w.a;
+    let p = w.person(a, Role::Member, "phone").await?; // the first sign-in
+    let (status, text) = w.try_sign_in(p.device_id, &p.key).await?;
+    ensure!(status == 200, "the second sign-in: {status} {text}");
+    // The fifth request (a challenge nobody has to prove anything for) is refused.
+    let body = json!({ "device": p.device_id.to_string() });
+    let (status, text) = w.post("/api/v1/session/challenge", None, body).await?;
+    ensure!(status == 429, "a fifth sign-in request from one address: {status} {text}");
+    w.relay.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_frame_from_an_enrolled_device_closes_its_connection() -> anyhow::Result<()> {
     let mut w = World::start(Limits::default()).await?;
     let a = w.a;

@@ -61,6 +61,7 @@ on_both_backends! {
     roles_clerks_rosters_and_the_document_index_read_back(db),
     two_nodes_redeeming_one_invite_at_once_enrol_one_device(a, b),
     wrong_secrets_from_two_nodes_at_once_are_all_counted(a, b),
+    a_right_secret_checked_before_the_invite_locked_does_not_enrol(db),
 }
 
 const NOW: i64 = 1_790_000_000;
@@ -398,4 +399,34 @@ async fn postgres_a_challenge_from_one_relay_is_answered_once_on_any() {
     let (token, _) = b.open_session(device, nonce, sign(&nonce), NOW).await.expect("answered on B");
     assert!(a.authenticate(&token, NOW).await.is_ok(), "B's session works on A");
     db.drop_database().await.expect("drop");
+}
+
+/// The lockout is decided inside the redeeming transaction: a right secret whose check came
+/// before other relays' wrong guesses locked the invite (the state `enrol` read is stale by the
+/// time it redeems) is refused, and nothing is enrolled.
+async fn a_right_secret_checked_before_the_invite_locked_does_not_enrol(db: Arc<dyn RosterStore>) {
+    let r = roster(db.clone(), Limits::default());
+    let (_, unit) = branch(&r).await;
+    let inv = invite(&r, unit, Role::Member, HOUR).await;
+    let lookup = inv.code[..4].to_owned();
+    let limit = Limits::default().invite_failures;
+    // Meanwhile, through other relays, wrong guesses reach the limit.
+    for _ in 0..limit {
+        db.invite_failed(lookup.clone()).await.expect("count");
+    }
+    let device = DeviceRecord {
+        id: DeviceId::from_bytes([0x51; 16]),
+        member: MemberId::from_bytes([0x52; 16]),
+        public_key: key(51).verifying_key().to_bytes(),
+        actor: vec![0x51; 16],
+        label: "late".into(),
+        enrolled_at: NOW,
+        revoked_at: None,
+    };
+    let member = MemberRecord { id: device.member, unit, name: "late".into(), role: Role::Member };
+    let e = db.redeem(lookup.clone(), NOW, limit, Some(member), device).await;
+    assert!(matches!(e, Err(RedeemError::Locked)), "{e:?}");
+    assert!(db.device(DeviceId::from_bytes([0x51; 16])).await.expect("device").is_none());
+    let invite = db.invite(lookup).await.expect("invite").expect("still there");
+    assert!(invite.used_at.is_none(), "{invite:?}");
 }

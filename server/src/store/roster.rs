@@ -24,6 +24,8 @@ pub enum RedeemError {
     Used,
     #[error("the invite has expired")]
     Expired,
+    #[error("the invite is locked after too many wrong secrets")]
+    Locked,
     #[error("this public key or actor id is already enrolled")]
     DuplicateDevice,
     #[error(transparent)]
@@ -56,12 +58,15 @@ pub trait RosterStore: Send + Sync + std::fmt::Debug + 'static {
     async fn invite_failed(&self, lookup: String) -> Result<u32, StoreError>;
 
     /// Marks the invite used and enrols the device (and the new member, if any) in one
-    /// transaction, re-checking under a lock that the invite is still unused and unexpired: of
-    /// two concurrent redemptions, one succeeds and the other gets [`RedeemError::Used`].
+    /// transaction, re-checking under a lock that the invite is still unused, unexpired and has
+    /// fewer than `max_failures` wrong secrets counted: of two concurrent redemptions, one
+    /// succeeds and the other gets [`RedeemError::Used`]; a right secret whose check raced with
+    /// the guess that locked the invite gets [`RedeemError::Locked`].
     async fn redeem(
         &self,
         lookup: String,
         now: i64,
+        max_failures: u32,
         new_member: Option<MemberRecord>,
         device: DeviceRecord,
     ) -> Result<(), RedeemError>;

@@ -330,25 +330,30 @@ impl Store for SqliteStore {
     }
 
     /// Group commit: the batches the relay's writer found queued go in one transaction, so one
-    /// fsync makes all of them durable (under load, that fsync, not CPU, bounded the relay).
-    /// When that transaction fails (a batch that does not fit, a bad chunk name), nothing of it
-    /// landed and every batch is written again on its own, so only the failing ones fail. Writing
-    /// again is safe: a batch's puts are content-addressed chunks and its deletes name keys.
+    /// fsync makes all of them durable. When that transaction fails because of a batch (one that
+    /// does not fit, a bad chunk name), nothing of it landed and every batch is written again on
+    /// its own, so only the failing ones fail. Writing again is safe: a batch's puts are
+    /// content-addressed chunks and its deletes name keys. Any other failure fails them all.
     async fn write_group(&self, batches: Vec<(DocumentId, WriteBatch)>) -> Vec<Result<(), StoreError>> {
         let count = batches.len();
         let batches = if count > 1 {
             match self.write_together(batches).await {
                 (_, Ok(())) => return (0..count).map(|_| Ok(())).collect(),
-                (back, Err(e)) if back.len() == count => {
+                // A batch that does not fit, or names a chunk badly: the others may well land.
+                (back, Err(e @ (StoreError::Full | StoreError::InvalidChunkName { .. })))
+                    if back.len() == count =>
+                {
                     tracing::debug!(error = %e, batches = count, "group write failed; writing one by one");
                     back
                 }
+                // Anything else (busy, read-only, I/O, a lost task) is the store's, not a batch's:
+                // retrying each would only wait that long again, once per batch.
                 (_, Err(e)) => {
-                    let detail = e.to_string();
-                    tracing::error!(error = %detail, batches = count, "group write lost its batches");
-                    return (0..count)
-                        .map(|_| Err(StoreError::Unavailable { detail: detail.clone() }))
-                        .collect();
+                    tracing::error!(error = %e, batches = count, "group write failed");
+                    let mut outcomes: Vec<Result<(), StoreError>> =
+                        (1..count).map(|_| Err(e.again())).collect();
+                    outcomes.insert(0, Err(e));
+                    return outcomes;
                 }
             }
         } else {
@@ -359,6 +364,10 @@ impl Store for SqliteStore {
             outcomes.push(self.write(doc, batch).await);
         }
         outcomes
+    }
+
+    fn commits_groups(&self) -> bool {
+        true
     }
 
     async fn list_documents(&self) -> Result<Vec<DocumentId>, StoreError> {
@@ -376,7 +385,7 @@ impl Store for SqliteStore {
     }
 
     async fn document_count(&self) -> Result<u64, StoreError> {
-        let _permit = self.inner.read_permit().await?;
+        // No read permit: `/healthz` counts, and must answer while loads are queued.
         let inner = self.inner.clone();
         blocking(move || {
             inner.with_reader(|conn| {

@@ -429,23 +429,29 @@ impl RosterStore for PgRoster {
         &self,
         lookup: String,
         now: i64,
+        max_failures: u32,
         new_member: Option<MemberRecord>,
         device: DeviceRecord,
     ) -> Result<(), RedeemError> {
         let mut tx = Tx::begin(&self.store.inner).await?;
-        // The row lock: a second relay redeeming the same invite waits here for this transaction,
-        // then reads `used_at` as committed.
+        // The row lock: a second relay redeeming the same invite (or counting a wrong secret for
+        // it) waits here for this transaction, then reads `used_at` as committed.
         let state = tx
             .client()
-            .query_opt("SELECT used_at, expires_at FROM invites WHERE lookup = $1 FOR UPDATE", &[&lookup])
+            .query_opt(
+                "SELECT used_at, expires_at, failed_attempts FROM invites WHERE lookup = $1 FOR UPDATE",
+                &[&lookup],
+            )
             .await
             .map_err(classify)?;
         let refusal = match &state {
             None => Some(RedeemError::Used),
             Some(r) => {
-                let (used, expires): (Option<i64>, i64) = (col(r, 0)?, col(r, 1)?);
+                let (used, expires, failed): (Option<i64>, i64, i32) = (col(r, 0)?, col(r, 1)?, col(r, 2)?);
                 if used.is_some() {
                     Some(RedeemError::Used)
+                } else if i64::from(failed) >= i64::from(max_failures) {
+                    Some(RedeemError::Locked)
                 } else if expires <= now {
                     Some(RedeemError::Expired)
                 } else {

@@ -323,21 +323,25 @@ impl RosterStore for RosterDb {
         &self,
         lookup: String,
         now: i64,
+        max_failures: u32,
         new_member: Option<MemberRecord>,
         device: DeviceRecord,
     ) -> Result<(), RedeemError> {
         let path = self.store.inner.path.clone();
         self.write(move |tx| {
             let err = classify(&path);
-            let state: Option<(Option<i64>, i64)> = tx
-                .query_row("SELECT used_at, expires_at FROM invites WHERE lookup = ?1", params![lookup], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+            let state: Option<(Option<i64>, i64, u32)> = tx
+                .query_row(
+                    "SELECT used_at, expires_at, failed_attempts FROM invites WHERE lookup = ?1",
+                    params![lookup],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .optional()
                 .map_err(&err)?;
             match state {
-                None | Some((Some(_), _)) => return Err(RedeemError::Used),
-                Some((None, expires)) if expires <= now => return Err(RedeemError::Expired),
+                None | Some((Some(_), _, _)) => return Err(RedeemError::Used),
+                Some((None, _, failed)) if failed >= max_failures => return Err(RedeemError::Locked),
+                Some((None, expires, _)) if expires <= now => return Err(RedeemError::Expired),
                 Some(_) => {}
             }
             tx.execute(
