@@ -72,6 +72,8 @@ struct Inner {
     idle_readers: Mutex<Vec<Connection>>,
     /// Permits for document reads at once (`options.max_idle_readers`).
     reads: tokio::sync::Semaphore,
+    /// Open sign-in challenges, shared by every roster handle on this store (see `roster`).
+    challenges: roster::OpenChallenges,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -115,6 +117,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 idle_readers: Mutex::new(Vec::new()),
                 reads,
+                challenges: roster::OpenChallenges::default(),
             }),
         })
     }

@@ -6,7 +6,7 @@
 //! inside [`RosterStore::redeem`] hold against any concurrent writer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chibo_shared::access::Role;
@@ -89,17 +89,17 @@ pub(super) const MIGRATION_V2: &str = "
     );
 ";
 
-/// The roster tables of one [`SqliteStore`]. Cheap to clone (clones share open challenges).
+/// The roster tables of one [`SqliteStore`]. Cheap to clone; every handle on one store shares
+/// its open challenges (they live in the store).
 #[derive(Debug, Clone)]
 pub struct RosterDb {
     store: SqliteStore,
-    challenges: Arc<OpenChallenges>,
 }
 
 /// Open challenges kept in memory: a SQLite relay is one process, which answers its own (and the
 /// schema stays as it is). Bounded: past [`MAX_OPEN_CHALLENGES`] new ones are refused.
 #[derive(Default)]
-struct OpenChallenges(Mutex<HashMap<[u8; 32], (DeviceId, i64)>>);
+pub(super) struct OpenChallenges(Mutex<HashMap<[u8; 32], (DeviceId, i64)>>);
 
 /// Open challenges one SQLite relay keeps at most.
 const MAX_OPEN_CHALLENGES: usize = 100_000;
@@ -192,7 +192,7 @@ const INVITE_COLS: &str = "lookup, secret_hash, unit, role, name, member, create
 
 impl RosterDb {
     pub(super) fn new(store: SqliteStore) -> Self {
-        Self { store, challenges: Arc::default() }
+        Self { store }
     }
 
     /// Runs `f` on a read connection, off the async runtime.
@@ -486,7 +486,7 @@ impl RosterStore for RosterDb {
         now: i64,
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let mut open = self.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self.store.inner.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         open.retain(|_, (_, until)| *until > now);
         if open.len() >= MAX_OPEN_CHALLENGES {
             return Ok(false);
@@ -496,7 +496,7 @@ impl RosterStore for RosterDb {
     }
 
     async fn take_challenge(&self, nonce: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
-        Ok(self.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&nonce))
+        Ok(self.store.inner.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&nonce))
     }
 
     async fn insert_session(
