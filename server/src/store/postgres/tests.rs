@@ -185,6 +185,40 @@ async fn postgres_newer_schema_is_refused() {
 }
 
 #[tokio::test]
+async fn postgres_a_v1_database_with_documents_upgrades_and_keeps_them() {
+    let db = database!("postgres_a_v1_database_with_documents_upgrades_and_keeps_them");
+    // A database as the first multi-node release left it: chunks only, schema version 1.
+    db.execute(MIGRATIONS[0]).await.expect("v1 tables");
+    db.execute("CREATE TABLE chibo_schema (version bigint NOT NULL); INSERT INTO chibo_schema VALUES (1)")
+        .await
+        .expect("v1 version");
+    let mut doc = Automerge::new();
+    let chunk = edit(&mut doc, "kept", 1);
+    let hex_doc = hex::encode(doc_id(7).as_bytes());
+    db.execute(&format!(
+        "INSERT INTO chunks (doc, kind, name, data) VALUES ('\\x{hex_doc}', 'incremental', '{}', '\\x{}');
+         INSERT INTO documents (doc) VALUES ('\\x{hex_doc}')",
+        chunk.key.name,
+        hex::encode(&chunk.bytes),
+    ))
+    .await
+    .expect("a v1 document");
+
+    let store = open(&db).await; // migrates to the current version
+    let loaded = testing::load_doc(&store, doc_id(7)).await;
+    assert_eq!(loaded.get_heads(), doc.get_heads(), "the v1 document survives the upgrade");
+    assert_eq!(store.list_documents().await.expect("list"), vec![doc_id(7)]);
+    // The roster's tables exist and work.
+    let roster = store.shared_roster();
+    assert!(roster.units().await.expect("units").is_empty());
+    drop(store);
+    // And opening again does not migrate again.
+    let again = open(&db).await;
+    assert_eq!(again.document_count().await.expect("count"), 1);
+    db.drop_database().await.expect("drop");
+}
+
+#[tokio::test]
 async fn postgres_a_bad_row_surfaces_as_corrupt_on_load() {
     let db = database!("postgres_a_bad_row_surfaces_as_corrupt_on_load");
     let store = open(&db).await;

@@ -486,7 +486,8 @@ impl RosterStore for RosterDb {
         now: i64,
         expires_at: i64,
     ) -> Result<bool, StoreError> {
-        let mut open = self.store.inner.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open =
+            self.store.inner.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         open.retain(|_, (_, until)| *until > now);
         if open.len() >= MAX_OPEN_CHALLENGES {
             return Ok(false);
@@ -496,7 +497,14 @@ impl RosterStore for RosterDb {
     }
 
     async fn take_challenge(&self, nonce: [u8; 32]) -> Result<Option<(DeviceId, i64)>, StoreError> {
-        Ok(self.store.inner.challenges.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&nonce))
+        Ok(self
+            .store
+            .inner
+            .challenges
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&nonce))
     }
 
     async fn insert_session(
