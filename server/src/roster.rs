@@ -42,6 +42,21 @@ pub enum UnitKind {
     Branch,
 }
 
+impl UnitKind {
+    /// How the roster's tables store it (`units.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Committee => "committee",
+            UnitKind::Branch => "branch",
+        }
+    }
+
+    /// The inverse of [`UnitKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [UnitKind::Committee, UnitKind::Branch].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitRecord {
     pub id: UnitId,

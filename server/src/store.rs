@@ -44,11 +44,7 @@ pub trait Store: Send + Sync + 'static {
     /// commit, see [`sqlite::SqliteStore`]), as long as one failing batch does not fail the
     /// others. The default writes them one at a time.
     async fn write_group(&self, batches: Vec<(DocumentId, WriteBatch)>) -> Vec<Result<(), StoreError>> {
-        let mut outcomes = Vec::with_capacity(batches.len());
-        for (doc, batch) in batches {
-            outcomes.push(self.write(doc, batch).await);
-        }
-        outcomes
+        write_each(self, batches).await
     }
 
     /// True when [`Store::write_group`] commits a group at once (one transaction), so that
@@ -181,6 +177,19 @@ pub(crate) fn check_chunk_name(name: &str) -> Result<(), StoreError> {
 /// Checks every key of a batch before any of it is applied.
 pub(crate) fn check_batch(batch: &WriteBatch) -> Result<(), StoreError> {
     batch.puts.iter().map(|c| &c.key).chain(&batch.deletes).try_for_each(|k| check_chunk_name(&k.name))
+}
+
+/// Writes `batches` one at a time, in order, each with its own outcome (the default
+/// [`Store::write_group`], and a grouping backend's fallback).
+pub(crate) async fn write_each<S: Store + ?Sized>(
+    store: &S,
+    batches: Vec<(DocumentId, WriteBatch)>,
+) -> Vec<Result<(), StoreError>> {
+    let mut outcomes = Vec::with_capacity(batches.len());
+    for (doc, batch) in batches {
+        outcomes.push(store.write(doc, batch).await);
+    }
+    outcomes
 }
 
 /// Runs blocking store work off the async runtime.

@@ -37,6 +37,8 @@ pub(crate) const OFFLINE: &str = "[data-testid=sync-status][data-state=offline]"
 pub(crate) const OFFLINE_READY: &str = "html[data-offline-ready=yes]";
 /// Every open document is acknowledged by the relay.
 pub(crate) const NOTHING_UNSYNCED: &str = "[data-testid=unsynced-count][data-count='0']";
+/// Some edit on this device has not reached the relay yet.
+pub(crate) const PENDING: &str = "[data-testid=unsynced-count]:not([data-count='0'])";
 const RECONNECT: &str = "[data-testid=reconnect]";
 
 /// What a browser test needs from the machine.

@@ -18,7 +18,9 @@ use chibo_shared::schema::demo::{DemoRole, demo_branch, demo_branch_id, demo_for
 use chibo_shared::schema::{Ballot, DocPath, Resolution, ResolutionStatus, hydrate};
 use thirtyfour::prelude::*;
 
-use crate::browser::{ChromeDriver, NOTHING_UNSYNCED, OFFLINE, OFFLINE_READY, ONLINE, Phone, Prerequisites};
+use crate::browser::{
+    ChromeDriver, NOTHING_UNSYNCED, OFFLINE, OFFLINE_READY, ONLINE, PENDING, Phone, Prerequisites,
+};
 use crate::e2e::{DemoCodes, join, second_device_code, store_demo_branch};
 use crate::harness::{RelayProcess, TIMEOUT, stored_doc};
 
@@ -283,7 +285,8 @@ async fn a_deadline_set_differently_on_two_devices_is_settled_by_the_secretary_e
                     device.wait_for("the offline status", OFFLINE).await?;
                     let input = device.wait_for("the deadline", &deadline).await?;
                     device.set_value(&input, date).await?;
-                    wait_for_input_value(device, &deadline, date).await?;
+                    // The app took the edit: it is saved on the device, waiting for the relay.
+                    device.wait_for("the deadline waiting to sync", PENDING).await?;
                 }
                 Ok(())
             })
@@ -315,6 +318,11 @@ async fn a_deadline_set_differently_on_two_devices_is_settled_by_the_secretary_e
     .await
 }
 
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
 /// Waits until the input matching `selector` holds `value`.
 async fn wait_for_input_value(device: &Phone, selector: &str, value: &str) -> anyhow::Result<()> {
     device
@@ -326,9 +334,4 @@ async fn wait_for_input_value(device: &Phone, selector: &str, value: &str) -> an
         .await
         .with_context(|| format!("waiting for {selector} to hold {value}"))?;
     Ok(())
-}
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
 }

@@ -142,7 +142,7 @@ fn MemberMonth(
                 <p>{move || ct().plan_not_here}</p>
             </Show>
             <ul>
-                <For each=items key=|(id, _, _)| id.clone() let:item>
+                <For each=items key=|item| format!("{item:?}") let:item>
                     <li data-testid="member-item">
                         {format!("{} — ", if item.1.is_empty() { "…".to_owned() } else { item.1.clone() })}
                         <strong>{progress_label(ct(), item.2.as_ref().and_then(|p| p.status))}</strong>
@@ -150,7 +150,7 @@ fn MemberMonth(
                     </li>
                 </For>
             </ul>
-            <For each=of_member key=|r| r.id.clone() let:r>
+            <For each=of_member key=|r| (r.id.clone(), r.overall) let:r>
                 {
                     let id = r.id.clone();
                     let is_mine = r.reviewer == me;

@@ -89,7 +89,7 @@ fn Sessions(doc: DocumentId, forum: Memo<Option<Forum>>, read_only: bool) -> imp
     view! {
         <h3>{move || ct().sessions}</h3>
         <ol data-testid="sessions">
-            <For each=sessions key=|s| s.id.clone() let:s>
+            <For each=sessions key=|s| format!("{s:?}") let:s>
                 {
                     let (id1, id2, id3, id4) = (s.id.clone(), s.id.clone(), s.id.clone(), s.id.clone());
                     view! {
@@ -204,7 +204,7 @@ fn Guests(
     view! {
         <h3>{move || ct().guests}</h3>
         <ul data-testid="guests">
-            <For each=guests key=|g| g.id.clone() let:g>
+            <For each=guests key=|g| format!("{g:?}") let:g>
                 {
                     let (id1, id2) = (g.id.clone(), g.id.clone());
                     view! {

@@ -42,7 +42,9 @@ fn Draft(forum: ForumId) -> impl IntoView {
     let r = doc_memo::<Resolution>(sync, doc);
     // The adopted or voted-on text is frozen: only a draft is edited.
     let frozen = move || r.get().is_some_and(|r| r.status != ResolutionStatus::Draft);
-    let read_only = Signal::derive(move || !may_write || frozen());
+    // A memo, not a derived signal: it must notify only when the answer changes, or every keystroke
+    // in the document would rebuild the section editors below (losing focus and caret).
+    let read_only: Signal<bool> = Memo::new(move |_| !may_write || frozen()).into();
     let field = move |get: fn(&Resolution) -> String,
                       set: fn(&mut Resolution, String),
                       testid: &'static str,

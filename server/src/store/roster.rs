@@ -17,6 +17,13 @@ use chibo_shared::ids::{BranchId, DeviceId, DocumentId, ForumId, MemberId, UnitI
 use super::StoreError;
 use crate::roster::{DeviceRecord, InviteRecord, MemberRecord, UnitRecord};
 
+/// The columns each backend reads its records from, in the order its row mappers expect: the
+/// tables are the same on SQLite and PostgreSQL.
+pub(crate) const UNIT_COLS: &str = "id, parent, kind, name";
+pub(crate) const MEMBER_COLS: &str = "id, unit, name, role";
+pub(crate) const DEVICE_COLS: &str = "id, member, public_key, actor, label, enrolled_at, revoked_at";
+pub(crate) const INVITE_COLS: &str = "lookup, secret_hash, unit, role, name, member, created_by, created_at, expires_at, used_at, failed_attempts";
+
 /// Why an invite could not be redeemed inside the transaction that redeems it.
 #[derive(Debug, thiserror::Error)]
 pub enum RedeemError {

@@ -14,7 +14,7 @@ use chibo_shared::ids::DocumentId;
 use chibo_shared::storage::{Chunk, ChunkKey, ChunkKind, WriteBatch};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use super::{Store, StoreError, blocking, check_batch};
+use super::{Store, StoreError, blocking, check_batch, write_each};
 
 pub mod roster;
 
@@ -362,11 +362,7 @@ impl Store for SqliteStore {
         } else {
             batches
         };
-        let mut outcomes = Vec::with_capacity(batches.len());
-        for (doc, batch) in batches {
-            outcomes.push(self.write(doc, batch).await);
-        }
-        outcomes
+        write_each(self, batches).await
     }
 
     fn commits_groups(&self) -> bool {

@@ -28,7 +28,7 @@ use tokio_postgres::{Client, Row};
 use super::{Inner, Pooled, PostgresStore, classify};
 use crate::roster::{DeviceRecord, InviteRecord, Kick, MemberRecord, UnitKind, UnitRecord};
 use crate::store::StoreError;
-use crate::store::roster::{RedeemError, RosterStore};
+use crate::store::roster::{DEVICE_COLS, INVITE_COLS, MEMBER_COLS, RedeemError, RosterStore, UNIT_COLS};
 
 /// The channel roster changes that close connections are notified on.
 pub const ROSTER_CHANNEL: &str = "chibo_roster";
@@ -244,19 +244,12 @@ fn col<'a, T: tokio_postgres::types::FromSql<'a>>(r: &'a Row, i: usize) -> Resul
     r.try_get(i).map_err(classify)
 }
 
-fn unit_kind(kind: UnitKind) -> &'static str {
-    match kind {
-        UnitKind::Branch => "branch",
-        UnitKind::Committee => "committee",
-    }
-}
-
 fn unit_row(r: &Row) -> Result<UnitRecord, StoreError> {
     let kind: &str = col(r, 2)?;
     Ok(UnitRecord {
         id: id16(col(r, 0)?, UnitId::from_bytes)?,
         parent: opt_id16(col(r, 1)?, UnitId::from_bytes)?,
-        kind: if kind == "branch" { UnitKind::Branch } else { UnitKind::Committee },
+        kind: UnitKind::parse(kind).ok_or_else(|| corrupt(&format!("a unit kind {kind:?}")))?,
         name: col(r, 3)?,
     })
 }
@@ -298,11 +291,6 @@ fn invite_row(r: &Row) -> Result<InviteRecord, StoreError> {
         failed_attempts: u32::try_from(failed).map_err(|_| corrupt("a negative attempt count"))?,
     })
 }
-
-const UNIT_COLS: &str = "id, parent, kind, name";
-const MEMBER_COLS: &str = "id, unit, name, role";
-const DEVICE_COLS: &str = "id, member, public_key, actor, label, enrolled_at, revoked_at";
-const INVITE_COLS: &str = "lookup, secret_hash, unit, role, name, member, created_by, created_at, expires_at, used_at, failed_attempts";
 
 fn bytes<T: AsRef<[u8]>>(id: Option<T>) -> Option<Vec<u8>> {
     id.map(|b| b.as_ref().to_vec())
@@ -357,7 +345,7 @@ impl RosterStore for PgRoster {
         self.exec(
             "INSERT INTO units (id, parent, kind, name, created_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO NOTHING",
-            &[&unit.id.as_bytes().as_slice(), &parent, &unit_kind(unit.kind), &unit.name, &now],
+            &[&unit.id.as_bytes().as_slice(), &parent, &unit.kind.as_str(), &unit.name, &now],
             None,
         )
         .await

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{SqliteStore, classify};
 use crate::roster::{DeviceRecord, InviteRecord, MemberRecord, UnitKind, UnitRecord};
-use crate::store::roster::{RedeemError, RosterStore};
+use crate::store::roster::{DEVICE_COLS, INVITE_COLS, MEMBER_COLS, RedeemError, RosterStore, UNIT_COLS};
 use crate::store::{StoreError, blocking};
 
 /// Migration v2 of the SQLite schema.
@@ -133,7 +133,13 @@ fn unit_row(r: &Row<'_>) -> rusqlite::Result<UnitRecord> {
     Ok(UnitRecord {
         id: id16(r.get(0)?, UnitId::from_bytes)?,
         parent: r.get::<_, Option<Vec<u8>>>(1)?.map(|b| id16(b, UnitId::from_bytes)).transpose()?,
-        kind: if kind == "branch" { UnitKind::Branch } else { UnitKind::Committee },
+        kind: UnitKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                format!("unit kind {kind:?}").into(),
+            )
+        })?,
         name: r.get(3)?,
     })
 }
@@ -185,11 +191,6 @@ fn invite_row(r: &Row<'_>) -> rusqlite::Result<InviteRecord> {
     })
 }
 
-const UNIT_COLS: &str = "id, parent, kind, name";
-const MEMBER_COLS: &str = "id, unit, name, role";
-const DEVICE_COLS: &str = "id, member, public_key, actor, label, enrolled_at, revoked_at";
-const INVITE_COLS: &str = "lookup, secret_hash, unit, role, name, member, created_by, created_at, expires_at, used_at, failed_attempts";
-
 impl RosterDb {
     pub(super) fn new(store: SqliteStore) -> Self {
         Self { store }
@@ -235,10 +236,7 @@ impl RosterDb {
 impl RosterStore for RosterDb {
     async fn insert_unit(&self, unit: UnitRecord, now: i64) -> Result<(), StoreError> {
         self.exec(move |tx| {
-            let kind = match unit.kind {
-                UnitKind::Branch => "branch",
-                UnitKind::Committee => "committee",
-            };
+            let kind = unit.kind.as_str();
             tx.execute(
                 "INSERT INTO units (id, parent, kind, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO NOTHING",
