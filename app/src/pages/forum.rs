@@ -11,7 +11,7 @@ use chibo_shared::catalogue::Catalogue;
 use chibo_shared::ids::{DocumentId, MemberId};
 use chibo_shared::schema::{
     Attendance, AttendanceStatus, DocPath, Forum, ForumText, Guest, LongText, Proposal, RaisedManifestation,
-    ScriptSection, Session, hydrate,
+    ScriptSection, Session,
 };
 use leptos::prelude::*;
 
@@ -59,10 +59,9 @@ pub fn ForumPage() -> impl IntoView {
 #[component]
 fn Forum(doc: DocumentId, read_only: bool) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let forum = Memo::new(move |_| {
-        sync.track(doc);
-        sync.read(doc, |am| hydrate::<Forum>(am).ok()).flatten().map(ForumView::from)
-    });
+    // One hydration of the document per change, shared by the sections below.
+    let full = doc_memo::<Forum>(sync, doc);
+    let forum = Memo::new(move |_| full.get().map(ForumView::from));
     let title = move || match forum.get() {
         Some(f) if !f.title.is_empty() => f.title,
         Some(_) => "Diễn đàn (chưa đồng bộ nội dung)".to_owned(),
@@ -112,9 +111,9 @@ fn Forum(doc: DocumentId, read_only: bool) -> impl IntoView {
             <h3>"Biên bản"</h3>
             <TextEditor doc field=ForumText::Minutes label="Biên bản" testid="minutes" rows=14 placeholder="Đang mở biên bản…" read_only />
         </section>
-        <Attendances doc read_only />
-        <Raised doc read_only />
-        <Proposals doc read_only />
+        <Attendances doc forum=full read_only />
+        <Raised doc forum=full read_only />
+        <Proposals doc forum=full read_only />
         <section>
             <h3>{move || ct().conclusion}</h3>
             <TextEditor doc field=ForumText::Conclusion label=ct().conclusion_label testid="conclusion" rows=6 read_only />
@@ -124,9 +123,8 @@ fn Forum(doc: DocumentId, read_only: bool) -> impl IntoView {
 
 /// Who came, and why the others did not.
 #[component]
-fn Attendances(doc: DocumentId, read_only: bool) -> impl IntoView {
+fn Attendances(doc: DocumentId, forum: Memo<Option<Forum>>, read_only: bool) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let forum = doc_memo::<Forum>(sync, doc);
     let record = move |member: String, status: Option<AttendanceStatus>, reason: Option<String>| {
         edit_doc::<Forum>(sync, doc, move |f| match status {
             None if reason.is_none() => {
@@ -206,9 +204,8 @@ fn member_choice(selected: Option<MemberId>) -> Vec<AnyView> {
 
 /// Manifestations raised in discussion, with who raised them and their causes.
 #[component]
-fn Raised(doc: DocumentId, read_only: bool) -> impl IntoView {
+fn Raised(doc: DocumentId, forum: Memo<Option<Forum>>, read_only: bool) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let forum = doc_memo::<Forum>(sync, doc);
     let ids = move || {
         forum.get().map(|f| f.raised.into_iter().map(|r| r.id).collect::<Vec<_>>()).unwrap_or_default()
     };
@@ -281,9 +278,8 @@ fn Raised(doc: DocumentId, read_only: bool) -> impl IntoView {
 
 /// Solutions proposed by members.
 #[component]
-fn Proposals(doc: DocumentId, read_only: bool) -> impl IntoView {
+fn Proposals(doc: DocumentId, forum: Memo<Option<Forum>>, read_only: bool) -> impl IntoView {
     let sync = expect_context::<SyncHandle>();
-    let forum = doc_memo::<Forum>(sync, doc);
     let proposals = move || forum.get().map(|f| f.proposals).unwrap_or_default();
     let by = RwSignal::new(None::<MemberId>);
     let add = move |_| {
