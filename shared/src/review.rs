@@ -29,7 +29,7 @@ mod tests;
 
 pub use conflicts::{Conflict, ConflictValue, PathSegment, ValueKind, conflicts, path_string, settle};
 pub use heatmap::{HeatMap, HeatRow, heat_map};
-pub use history::{HistoryEntry, history, short_actor};
+pub use history::{HistoryEntry, history};
 pub use matrix::{
     AssessmentStep, MatrixRow, MemberDocs, PlanDoc, PlanStep, ProgressStep, SignatureStep, VoteStep,
     assessment_step, member_matrix,

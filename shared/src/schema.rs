@@ -57,7 +57,7 @@ pub const SCHEMA_VERSION: u64 = 1;
 const KIND_KEY: &str = "kind";
 const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// The field that identifies an item of a keyed list (`#[key] id`).
-const ITEM_ID_KEY: &str = "id";
+pub(crate) const ITEM_ID_KEY: &str = "id";
 
 /// The document kinds (one root struct each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

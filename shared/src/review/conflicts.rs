@@ -15,9 +15,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value};
 
 use super::ReviewError;
-
-/// The field that names an item of a keyed list in chibo's documents (`#[key] id` in the schema).
-const ITEM_ID_KEY: &str = "id";
+use crate::schema::ITEM_ID_KEY;
 
 /// One step of a human-readable path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +63,6 @@ pub struct ConflictValue {
     pub op: ObjId,
     /// The actor (device) that wrote it.
     pub actor: ActorId,
-    /// The change that wrote it.
-    pub change: Option<ChangeHash>,
     /// The value.
     pub value: ValueKind,
     /// A display string: the text of a string, a number, `true`/`false`, `null`; `map`, `list` or
@@ -139,7 +135,7 @@ fn visit(doc: &Automerge, obj: &ObjId, prop: Prop, path: &mut Vec<PathSegment>, 
     if all.len() > 1 && !all_equal(doc, &all) {
         let values = all
             .iter()
-            .map(|(value, op)| conflict_value(doc, value, op, shown.as_ref().is_some_and(|(_, id)| id == op)))
+            .map(|(value, op)| conflict_value(value, op, shown.as_ref().is_some_and(|(_, id)| id == op)))
             .collect();
         out.push(Conflict { obj: obj.clone(), prop, path: path.clone(), values });
     }
@@ -160,19 +156,12 @@ fn all_equal(doc: &Automerge, all: &[(Value<'_>, ObjId)]) -> bool {
     all[1..].iter().all(|v| content(v).is_ok_and(|c| c == first))
 }
 
-fn conflict_value(doc: &Automerge, value: &Value<'_>, op: &ObjId, shown: bool) -> ConflictValue {
+fn conflict_value(value: &Value<'_>, op: &ObjId, shown: bool) -> ConflictValue {
     let (value, display) = match value {
         Value::Scalar(s) => (ValueKind::Scalar(s.as_ref().clone()), display_scalar(s)),
         Value::Object(t) => (ValueKind::Object(*t), object_name(*t).to_owned()),
     };
-    ConflictValue {
-        op: op.clone(),
-        actor: actor_of(op),
-        change: doc.hash_for_opid(op),
-        value,
-        display,
-        shown,
-    }
+    ConflictValue { op: op.clone(), actor: actor_of(op), value, display, shown }
 }
 
 /// The actor of an operation id (the root, which no operation wrote, has the empty actor).

@@ -21,8 +21,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ScalarValue};
 
-/// The field that names an item of a keyed list in chibo's documents (`#[key] id` in the schema).
-const ITEM_ID_KEY: &str = "id";
+use crate::schema::ITEM_ID_KEY;
 
 /// One change of a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,22 +42,6 @@ pub struct HistoryEntry {
     pub fields: Vec<String>,
     /// The paths it touched, sorted (see the [module documentation](self)).
     pub paths: Vec<String>,
-    /// Its number of operations.
-    pub ops: usize,
-}
-
-impl HistoryEntry {
-    /// Who made the change, for display: the name `name_of` gives the actor (from the roster:
-    /// actor → device → member), or the first 8 hex digits of the actor.
-    pub fn author(&self, name_of: impl Fn(&ActorId) -> Option<String>) -> String {
-        name_of(&self.actor).unwrap_or_else(|| short_actor(&self.actor))
-    }
-}
-
-/// The first 8 hex digits of an actor id.
-pub fn short_actor(actor: &ActorId) -> String {
-    let hex = actor.to_hex_string();
-    hex.get(..8).unwrap_or(&hex).to_owned()
 }
 
 /// Every change of `doc`, in causal order (a change after all it depends on); changes made
@@ -108,7 +91,6 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
                 deps: change.deps().to_vec(),
                 fields: fields.into_iter().collect(),
                 paths: paths.into_iter().collect(),
-                ops: change.len(),
             }
         })
         .collect()

@@ -182,8 +182,9 @@ pub fn tally<'a>(
             .ok_or_else(|| ReviewError::MalformedHeads(adoption.heads.join(",")))?,
         _ => resolution.get_heads(),
     };
+    let status = current.status;
     let open_text = if open_heads == resolution.get_heads() {
-        text_of(current.clone())
+        text_of(current)
     } else {
         text_of(hydrate(&resolution.fork_at(&open_heads)?)?)
     };
@@ -239,7 +240,7 @@ pub fn tally<'a>(
     let required = rule.required(eligible);
     Ok(VoteTally {
         rule,
-        status: current.status,
+        status,
         open_heads,
         eligible,
         in_favour,
